@@ -1,0 +1,17 @@
+//! Database migrations for Mission Control, run at server start (`Migrator::up`).
+//!
+//! One file per migration; never edit one that has shipped, add a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_init;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_init::Migration)]
+    }
+}

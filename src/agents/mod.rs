@@ -1,0 +1,255 @@
+//! Agents: the runtime abstraction, its implementations, and the hub that polls it.
+//!
+//! The [`AgentHub`] owns the last good snapshot of every agent. A poller calls
+//! [`AgentHub::poll_once`] on an interval (and when the runtime signals a change); it publishes
+//! an `agentStatus` event only when something changed.
+
+pub mod clawdbot;
+pub mod none;
+pub mod resolvers;
+pub mod runtime;
+pub mod service;
+pub mod simulated;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::Mutex;
+
+use crate::db::UnitOfWork;
+use crate::events::{AgentsChange, Event, EventBus};
+use crate::feed::service::{ActivityKind, NewActivity, log_activity};
+use runtime::{AgentInfo, AgentRuntime, AgentState};
+
+/// Consecutive failed polls after which agents are shown as UNKNOWN.
+pub const UNKNOWN_AFTER_FAILURES: u32 = 3;
+
+/// Bookkeeping of the poller, behind one lock so two polls never overlap.
+#[derive(Default)]
+struct PollState {
+    failures: u32,
+}
+
+/// The agent runtime plus the last good snapshot of its agents.
+pub struct AgentHub {
+    runtime: Arc<dyn AgentRuntime>,
+    snapshot: RwLock<Arc<Vec<AgentInfo>>>,
+    /// Agents this server spawned that the runtime does not list yet.
+    pending: RwLock<HashMap<String, AgentInfo>>,
+    poll: Mutex<PollState>,
+    bus: EventBus,
+    db: DatabaseConnection,
+}
+
+impl AgentHub {
+    /// A hub over `runtime`, publishing to `bus`, logging activities to `db`.
+    pub fn new(runtime: Arc<dyn AgentRuntime>, bus: EventBus, db: DatabaseConnection) -> Self {
+        AgentHub {
+            runtime,
+            snapshot: RwLock::new(Arc::new(Vec::new())),
+            pending: RwLock::new(HashMap::new()),
+            poll: Mutex::new(PollState::default()),
+            bus,
+            db,
+        }
+    }
+
+    /// The runtime in use.
+    pub fn runtime(&self) -> &Arc<dyn AgentRuntime> {
+        &self.runtime
+    }
+
+    /// The current snapshot: every agent, sorted by id.
+    pub fn snapshot(&self) -> Arc<Vec<AgentInfo>> {
+        self.snapshot.read().map(|s| Arc::clone(&s)).unwrap_or_default()
+    }
+
+    /// One agent of the current snapshot.
+    pub fn get(&self, id: &str) -> Option<AgentInfo> {
+        self.snapshot().iter().find(|a| a.id == id).cloned()
+    }
+
+    /// Records an agent this server just spawned, so it shows before the runtime lists it.
+    pub fn add_pending(&self, agent: AgentInfo) {
+        if let Ok(mut pending) = self.pending.write() {
+            pending.insert(agent.id.clone(), agent);
+        }
+        self.replace_snapshot_entry_if_absent();
+    }
+
+    fn replace_snapshot_entry_if_absent(&self) {
+        let current = self.snapshot();
+        let merged = self.merge_pending(current.as_ref().clone());
+        if merged.len() != current.len() {
+            let changed = diff(&current, &merged);
+            self.install(merged, changed);
+        }
+    }
+
+    fn merge_pending(&self, mut agents: Vec<AgentInfo>) -> Vec<AgentInfo> {
+        if let Ok(mut pending) = self.pending.write() {
+            pending.retain(|id, _| !agents.iter().any(|a| &a.id == id));
+            agents.extend(pending.values().cloned());
+        }
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        agents
+    }
+
+    fn install(&self, agents: Vec<AgentInfo>, changed: Vec<String>) {
+        let agents = Arc::new(agents);
+        if let Ok(mut snapshot) = self.snapshot.write() {
+            *snapshot = Arc::clone(&agents);
+        }
+        if !changed.is_empty() {
+            self.bus.publish(Event::Agents(Arc::new(AgentsChange { agents, changed })));
+        }
+    }
+
+    /// Reads the runtime once; publishes and logs what changed. Returns the changed ids.
+    ///
+    /// A failed read keeps the last good snapshot, logs once, and after
+    /// [`UNKNOWN_AFTER_FAILURES`] failures in a row marks every agent UNKNOWN.
+    pub async fn poll_once(&self) -> Vec<String> {
+        let mut state = self.poll.lock().await;
+        let previous = self.snapshot();
+        let next = match self.runtime.list().await {
+            Ok(agents) => {
+                if state.failures > 0 {
+                    tracing::info!(runtime = self.runtime.name(), "agent runtime readable again");
+                }
+                state.failures = 0;
+                self.merge_pending(agents)
+            }
+            Err(err) => {
+                state.failures += 1;
+                if state.failures == 1 {
+                    tracing::warn!(runtime = self.runtime.name(), error = %err, "cannot read agent runtime; keeping last snapshot");
+                }
+                if state.failures < UNKNOWN_AFTER_FAILURES {
+                    return Vec::new();
+                }
+                previous.iter().cloned().map(|a| AgentInfo { status: AgentState::Unknown, ..a }).collect()
+            }
+        };
+        let changed = diff(&previous, &next);
+        if changed.is_empty() {
+            return changed;
+        }
+        self.log_transitions(&previous, &next).await;
+        self.install(next, changed.clone());
+        changed
+    }
+
+    /// Logs an activity for every agent that finished or failed since the last snapshot.
+    async fn log_transitions(&self, previous: &[AgentInfo], next: &[AgentInfo]) {
+        let ended: Vec<(&AgentInfo, &str)> = next
+            .iter()
+            .filter_map(|agent| {
+                let before = previous.iter().find(|p| p.id == agent.id).map(|p| p.status);
+                let action = match agent.status {
+                    AgentState::Done => "finished",
+                    AgentState::Failed => "failed",
+                    _ => return None,
+                };
+                (before.is_some() && before != Some(agent.status)).then_some((agent, action))
+            })
+            .collect();
+        if ended.is_empty() {
+            return;
+        }
+        let result: crate::error::AppResult<()> = async {
+            let mut uow = UnitOfWork::begin(&self.db).await?;
+            for (agent, action) in ended {
+                log_activity(
+                    &mut uow,
+                    NewActivity::new(ActivityKind::Agent, "system", action)
+                        .target("agent", &agent.id)
+                        .metadata(serde_json::json!({ "label": agent.label })),
+                )
+                .await?;
+            }
+            uow.commit(&self.bus).await
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::error!(error = %err, "could not log agent transitions");
+        }
+    }
+
+    /// Polls every `interval` (and whenever the runtime signals a change) until `shutdown` fires.
+    pub async fn run_until_stopped(self: Arc<Self>, interval: Duration, shutdown: tokio_util_shutdown::Signal) {
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let notify = self.runtime.change_notifier();
+        let mut shutdown = shutdown;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = async { match &notify { Some(n) => n.notified().await, None => std::future::pending().await } } => {}
+                _ = shutdown.wait() => break,
+            }
+            self.poll_once().await;
+        }
+    }
+}
+
+/// Ids whose entry differs between two snapshots (added, removed or changed).
+pub fn diff(before: &[AgentInfo], after: &[AgentInfo]) -> Vec<String> {
+    let mut changed: Vec<String> =
+        after.iter().filter(|a| before.iter().find(|b| b.id == a.id) != Some(*a)).map(|a| a.id.clone()).collect();
+    changed.extend(before.iter().filter(|b| !after.iter().any(|a| a.id == b.id)).map(|b| b.id.clone()));
+    changed.sort();
+    changed
+}
+
+/// A cloneable shutdown signal (a `watch` channel that flips to true once).
+pub mod tokio_util_shutdown {
+    use tokio::sync::watch;
+
+    /// Waits for shutdown.
+    #[derive(Clone)]
+    pub struct Signal(watch::Receiver<bool>);
+
+    /// Triggers shutdown.
+    pub struct Trigger(watch::Sender<bool>);
+
+    /// A connected trigger and signal.
+    pub fn channel() -> (Trigger, Signal) {
+        let (tx, rx) = watch::channel(false);
+        (Trigger(tx), Signal(rx))
+    }
+
+    impl Trigger {
+        /// Tells every signal holder to stop.
+        pub fn fire(&self) {
+            let _ = self.0.send(true);
+        }
+    }
+
+    impl Signal {
+        /// Resolves once shutdown was triggered (or the trigger is gone).
+        pub async fn wait(&mut self) {
+            let _ = self.0.wait_for(|stopped| *stopped).await;
+        }
+    }
+}
+
+pub mod demo;
+
+/// The Clawdbot runtime for `config`, reading the store under `state_dir`.
+pub fn clawdbot_runtime(
+    config: &crate::config::Config,
+    state_dir: Option<std::path::PathBuf>,
+) -> Result<Arc<dyn AgentRuntime>, crate::startup::StartupError> {
+    let state_dir = state_dir.ok_or_else(|| {
+        crate::startup::StartupError::Runtime("no Clawdbot state folder: set --clawdbot-state-dir or HOME".into())
+    })?;
+    let mut settings = clawdbot::ClawdbotConfig::new(state_dir);
+    settings.bin = config.clawdbot_bin.clone();
+    settings.gateway_token = config.clawdbot_gateway_token.clone();
+    settings.call_timeout = config.agent_call_timeout;
+    Ok(Arc::new(clawdbot::ClawdbotRuntime::new(settings)))
+}

@@ -1,0 +1,126 @@
+//! GraphQL resolvers of agents.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object, ResultExt, Subscription};
+use futures_util::Stream;
+use sea_orm::DatabaseConnection;
+
+use super::AgentHub;
+use super::service;
+use super::types::{Agent, AgentMetric, AgentStatusEvent, RecordMetricsInput, SpawnAgentInput};
+use crate::auth::viewer;
+use crate::events::{AgentsChange, Event, EventBus};
+
+/// Agent queries.
+#[derive(Default)]
+pub struct AgentQuery;
+
+#[Object]
+impl AgentQuery {
+    /// Every agent the runtime knows.
+    async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Agent>> {
+        viewer(ctx).extend()?;
+        let hub = ctx.data::<Arc<AgentHub>>()?;
+        Ok(hub.snapshot().iter().cloned().map(Agent).collect())
+    }
+
+    /// One agent, or null when unknown.
+    async fn agent(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Agent>> {
+        viewer(ctx).extend()?;
+        let hub = ctx.data::<Arc<AgentHub>>()?;
+        Ok(hub.get(&id).map(Agent))
+    }
+}
+
+/// Agent mutations.
+#[derive(Default)]
+pub struct AgentMutation;
+
+#[Object]
+impl AgentMutation {
+    /// Starts an agent with `task` as its first message; returns it at once (RUNNING).
+    async fn spawn_agent(&self, ctx: &Context<'_>, input: SpawnAgentInput) -> async_graphql::Result<Agent> {
+        let who = viewer(ctx).extend()?;
+        who.require_write().extend()?;
+        let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
+        let agent = service::spawn(hub, db, bus, &who.subject, &input.label, &input.task).await.extend()?;
+        Ok(Agent(agent))
+    }
+
+    async fn kill_agent(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Agent> {
+        let who = viewer(ctx).extend()?;
+        who.require_write().extend()?;
+        let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
+        Ok(Agent(service::kill(hub, db, bus, &who.subject, &id).await.extend()?))
+    }
+
+    async fn send_agent_message(&self, ctx: &Context<'_>, id: ID, message: String) -> async_graphql::Result<bool> {
+        let who = viewer(ctx).extend()?;
+        who.require_write().extend()?;
+        let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
+        service::send(hub, db, bus, &who.subject, &id, &message).await.extend()?;
+        Ok(true)
+    }
+
+    async fn record_agent_metrics(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: ID,
+        input: RecordMetricsInput,
+    ) -> async_graphql::Result<AgentMetric> {
+        let who = viewer(ctx).extend()?;
+        who.require_write().extend()?;
+        let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
+        let row = service::record_metrics(
+            db,
+            bus,
+            &who.subject,
+            &agent_id,
+            input.session_id,
+            input.tokens,
+            input.cost,
+            input.runtime_seconds,
+            input.tasks_completed,
+        )
+        .await
+        .extend()?;
+        Ok(AgentMetric(row))
+    }
+}
+
+/// Agent subscriptions.
+#[derive(Default)]
+pub struct AgentSubscription;
+
+#[Subscription]
+impl AgentSubscription {
+    /// The current snapshot at once (every id counts as changed), then one event per change.
+    async fn agent_status(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = AgentStatusEvent> + use<>> {
+        viewer(ctx).extend()?;
+        let hub = Arc::clone(ctx.data::<Arc<AgentHub>>()?);
+        let mut rx = ctx.data::<EventBus>()?.subscribe();
+        let snapshot = hub.snapshot();
+        let first = AgentsChange { changed: snapshot.iter().map(|a| a.id.clone()).collect(), agents: snapshot };
+        Ok(async_stream::stream! {
+            yield AgentStatusEvent(Arc::new(first));
+            loop {
+                match rx.recv().await {
+                    Ok(Event::Agents(change)) => yield AgentStatusEvent(change),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
+                        // A full snapshot heals whatever was missed.
+                        tracing::warn!(skipped, "agentStatus subscriber lagged; sending a full snapshot");
+                        let agents = hub.snapshot();
+                        let changed = agents.iter().map(|a| a.id.clone()).collect();
+                        yield AgentStatusEvent(Arc::new(AgentsChange { agents, changed }));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! The agent runtime abstraction: what Mission Control needs from whatever runs agents.
+//!
+//! Three implementations exist (chosen by `--agent-runtime`): `clawdbot` (the real CLI and
+//! gateway), `simulated` (in-process, for demos and tests) and `none`. Everything above this
+//! trait (the poller, resolvers, subscriptions) is runtime-agnostic.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Status of an agent as derived by a runtime. Mirrors the GraphQL `AgentStatus` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgentState {
+    Running,
+    Idle,
+    Done,
+    Failed,
+    Killed,
+    Unknown,
+}
+
+/// One agent (a runtime session) as seen at one poll.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AgentInfo {
+    /// The runtime's session key, e.g. `agent:main:subagent:<uuid>`.
+    pub id: String,
+    pub label: Option<String>,
+    pub status: AgentState,
+    pub model: Option<String>,
+    pub session_id: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    /// Token use and dollar cost summed from the session transcript, when known.
+    pub usage: Usage,
+}
+
+/// Token use and cost summed over a transcript.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    pub tokens: i64,
+    pub cost: f64,
+}
+
+/// One conversation message of a transcript.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TranscriptEntry {
+    pub role: String,
+    pub text: String,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub model: Option<String>,
+    pub tokens: Option<i64>,
+    pub cost: Option<f64>,
+}
+
+/// What a spawn request carries.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    /// Session key chosen by the caller: `agent:main:subagent:<uuid>`.
+    pub session_key: String,
+    pub label: String,
+    pub task: String,
+}
+
+/// How a run ended, as reported by the runtime (e.g. `agent.wait`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    Ok,
+    Error(String),
+    /// Still running when the wait timed out; wait again.
+    Timeout,
+}
+
+/// A run the runtime accepted (spawn or message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunHandle {
+    pub run_id: String,
+}
+
+/// Errors of a runtime call, shown to clients as `AGENT_RUNTIME_ERROR` with this message.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RuntimeError {
+    /// No runtime is configured; the message says how to configure one.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The runtime (CLI, gateway) failed; the message is its own.
+    #[error("{0}")]
+    Failed(String),
+    /// The session does not exist.
+    #[error("unknown agent {0}")]
+    UnknownAgent(String),
+}
+
+/// What Mission Control needs from an agent runtime.
+#[async_trait]
+pub trait AgentRuntime: Send + Sync + 'static {
+    /// Short name for logs and `/health` (`clawdbot`, `simulated`, `none`).
+    fn name(&self) -> &'static str;
+    /// Every session the runtime knows, with derived status. Must be cheap: it runs every poll.
+    async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError>;
+    /// Start a new session with `task` as its first message.
+    async fn spawn(&self, req: SpawnRequest) -> Result<RunHandle, RuntimeError>;
+    /// Send a message to a session.
+    async fn send(&self, session_key: &str, message: &str) -> Result<RunHandle, RuntimeError>;
+    /// Abort a session's runs.
+    async fn kill(&self, session_key: &str) -> Result<(), RuntimeError>;
+    /// The last `limit` conversation messages of a session, oldest first.
+    async fn transcript(&self, session_key: &str, limit: usize) -> Result<Vec<TranscriptEntry>, RuntimeError>;
+    /// Wait up to `timeout_ms` for a run to finish.
+    async fn wait(&self, run_id: &str, timeout_ms: u64) -> Result<RunOutcome, RuntimeError>;
+    /// A notifier the runtime pings when its agents changed, so the poller need not wait for
+    /// its next tick. `None` (the default) when the runtime cannot tell.
+    fn change_notifier(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+}

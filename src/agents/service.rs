@@ -1,0 +1,271 @@
+//! Agent actions (spawn, message, kill, record metrics) with their activity rows.
+//!
+//! A runtime action cannot be rolled back, so its activity is logged right after the runtime
+//! accepted it; a runtime failure logs nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::AgentHub;
+use super::runtime::{AgentInfo, AgentState, RunOutcome, SpawnRequest, Usage};
+use crate::db::UnitOfWork;
+use crate::entity::{agent_metric, task};
+use crate::error::{AppError, AppResult};
+use crate::events::EventBus;
+use crate::feed::service::{ActivityKind, NewActivity, log_activity};
+use crate::time::now_millis;
+use crate::validate;
+
+/// Longest spawn task or message.
+pub const MAX_MESSAGE: usize = 10_000;
+/// How long one `wait` call on a run blocks before it is repeated.
+const WAIT_SLICE_MS: u64 = 30_000;
+
+/// Sums of the recorded metrics of one agent.
+#[derive(Debug, Default, FromQueryResult)]
+pub struct RecordedTotals {
+    pub tokens: i64,
+    pub cost: f64,
+    pub runtime_seconds: i64,
+    pub tasks_completed: i64,
+}
+
+/// Sums of recorded metrics for `agent_id` (zeros when none).
+pub async fn recorded_totals(db: &impl ConnectionTrait, agent_id: &str) -> AppResult<RecordedTotals> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        tokens: Option<i64>,
+        cost: Option<f64>,
+        runtime_seconds: Option<i64>,
+        tasks_completed: Option<i64>,
+    }
+    let bigint = |c: agent_metric::Column| Expr::col(c).sum().cast_as(Alias::new("BIGINT"));
+    let row = agent_metric::Entity::find()
+        .filter(agent_metric::Column::AgentId.eq(agent_id))
+        .select_only()
+        .column_as(bigint(agent_metric::Column::Tokens), "tokens")
+        .column_as(Expr::col(agent_metric::Column::Cost).sum(), "cost")
+        .column_as(bigint(agent_metric::Column::RuntimeSeconds), "runtime_seconds")
+        .column_as(bigint(agent_metric::Column::TasksCompleted), "tasks_completed")
+        .into_model::<Row>()
+        .one(db)
+        .await?;
+    Ok(row
+        .map(|r| RecordedTotals {
+            tokens: r.tokens.unwrap_or(0),
+            cost: r.cost.unwrap_or(0.0),
+            runtime_seconds: r.runtime_seconds.unwrap_or(0),
+            tasks_completed: r.tasks_completed.unwrap_or(0),
+        })
+        .unwrap_or_default())
+}
+
+/// A page of recorded metrics, newest first, older than `before_id`; with the total count.
+pub async fn metrics_page(
+    db: &impl ConnectionTrait,
+    agent_id: &str,
+    first: u64,
+    before_id: Option<i64>,
+) -> AppResult<(Vec<agent_metric::Model>, bool, i64)> {
+    let base = agent_metric::Entity::find().filter(agent_metric::Column::AgentId.eq(agent_id));
+    let total = base.clone().count(db).await? as i64;
+    let mut select = base;
+    if let Some(id) = before_id {
+        select = select.filter(agent_metric::Column::Id.lt(id));
+    }
+    let mut rows = select.order_by_desc(agent_metric::Column::Id).limit(first + 1).all(db).await?;
+    let has_next = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok((rows, has_next, total))
+}
+
+/// Tasks assigned to `agent_id`, newest first.
+pub async fn assigned_tasks(db: &impl ConnectionTrait, agent_id: &str) -> AppResult<Vec<task::Model>> {
+    Ok(task::Entity::find()
+        .filter(task::Column::AssignedAgent.eq(agent_id))
+        .order_by_desc(task::Column::CreatedAt)
+        .limit(500)
+        .all(db)
+        .await?)
+}
+
+fn validate_text(field: &str, value: &str, max: usize) -> AppResult<()> {
+    if value.trim().is_empty() {
+        return Err(AppError::invalid(field, "must not be empty"));
+    }
+    validate::max_len(field, value, max)
+}
+
+fn known_agent(hub: &AgentHub, id: &str) -> AppResult<AgentInfo> {
+    validate::max_len("id", id, validate::MAX_NAME)?;
+    hub.get(id).ok_or_else(|| AppError::NotFound(format!("unknown agent {id}")))
+}
+
+async fn log(db: &DatabaseConnection, bus: &EventBus, activity: NewActivity) -> AppResult<()> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    log_activity(&mut uow, activity).await?;
+    uow.commit(bus).await
+}
+
+/// Spawns `agent:main:subagent:<uuid>` with `task` as its first message; follows its run.
+pub async fn spawn(
+    hub: &Arc<AgentHub>,
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    actor: &str,
+    label: &str,
+    task: &str,
+) -> AppResult<AgentInfo> {
+    validate_text("label", label, validate::MAX_NAME)?;
+    validate_text("task", task, MAX_MESSAGE)?;
+    let key = format!("agent:main:subagent:{}", uuid::Uuid::new_v4());
+    let run = hub
+        .runtime()
+        .spawn(SpawnRequest { session_key: key.clone(), label: label.to_owned(), task: task.to_owned() })
+        .await?;
+    let agent = AgentInfo {
+        id: key.clone(),
+        label: Some(label.to_owned()),
+        status: AgentState::Running,
+        model: None,
+        session_id: None,
+        updated_at: Some(chrono::Utc::now()),
+        input_tokens: None,
+        output_tokens: None,
+        usage: Usage::default(),
+    };
+    hub.add_pending(agent.clone());
+    log(
+        db,
+        bus,
+        NewActivity::new(ActivityKind::Agent, actor, "spawned")
+            .target("agent", &key)
+            .metadata(serde_json::json!({ "label": label, "runId": run.run_id })),
+    )
+    .await?;
+    follow_run(Arc::clone(hub), run.run_id);
+    Ok(hub.get(&key).unwrap_or(agent))
+}
+
+/// Follows a run to its end in the background, then polls so the outcome shows at once.
+pub fn follow_run(hub: Arc<AgentHub>, run_id: String) {
+    tokio::spawn(async move {
+        loop {
+            match hub.runtime().wait(&run_id, WAIT_SLICE_MS).await {
+                Ok(RunOutcome::Timeout) => continue,
+                Ok(outcome) => {
+                    tracing::info!(run = %run_id, ?outcome, "agent run ended");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(run = %run_id, error = %err, "cannot follow agent run");
+                    // Back off so a broken runtime is not hammered.
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    break;
+                }
+            }
+        }
+        hub.poll_once().await;
+    });
+}
+
+/// Sends `message` to agent `id`.
+pub async fn send(
+    hub: &Arc<AgentHub>,
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    actor: &str,
+    id: &str,
+    message: &str,
+) -> AppResult<()> {
+    validate_text("message", message, MAX_MESSAGE)?;
+    known_agent(hub, id)?;
+    let run = hub.runtime().send(id, message).await?;
+    log(
+        db,
+        bus,
+        NewActivity::new(ActivityKind::Agent, actor, "messaged")
+            .target("agent", id)
+            .metadata(serde_json::json!({ "runId": run.run_id, "length": message.chars().count() })),
+    )
+    .await?;
+    follow_run(Arc::clone(hub), run.run_id);
+    hub.poll_once().await;
+    Ok(())
+}
+
+/// Kills agent `id`; returns it as it stands after the kill.
+pub async fn kill(
+    hub: &Arc<AgentHub>,
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    actor: &str,
+    id: &str,
+) -> AppResult<AgentInfo> {
+    let before = known_agent(hub, id)?;
+    hub.runtime().kill(id).await?;
+    log(db, bus, NewActivity::new(ActivityKind::Agent, actor, "killed").target("agent", id)).await?;
+    hub.poll_once().await;
+    Ok(hub.get(id).unwrap_or(AgentInfo { status: AgentState::Killed, ..before }))
+}
+
+/// Records a metrics sample for agent `agent_id` (which need not be known to the runtime).
+#[allow(clippy::too_many_arguments)]
+pub async fn record_metrics(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    actor: &str,
+    agent_id: &str,
+    session_id: Option<String>,
+    tokens: Option<i64>,
+    cost: Option<f64>,
+    runtime_seconds: Option<i64>,
+    tasks_completed: Option<i64>,
+) -> AppResult<agent_metric::Model> {
+    if agent_id.trim().is_empty() {
+        return Err(AppError::invalid("agentId", "must not be empty"));
+    }
+    validate::max_len("agentId", agent_id, validate::MAX_NAME)?;
+    if let Some(s) = &session_id {
+        validate::max_len("sessionId", s, validate::MAX_NAME)?;
+    }
+    let non_negative = |field: &str, v: Option<i64>| match v {
+        Some(n) if n < 0 => Err(AppError::invalid(field, "must not be negative")),
+        v => Ok(v.unwrap_or(0)),
+    };
+    let tokens = non_negative("tokens", tokens)?;
+    let runtime_seconds = non_negative("runtimeSeconds", runtime_seconds)?;
+    let tasks_completed = non_negative("tasksCompleted", tasks_completed)?;
+    let cost = match cost {
+        Some(c) if !c.is_finite() || c < 0.0 => return Err(AppError::invalid("cost", "must be a non-negative number")),
+        c => c.unwrap_or(0.0),
+    };
+    let mut uow = UnitOfWork::begin(db).await?;
+    let row = agent_metric::ActiveModel {
+        agent_id: Set(agent_id.to_owned()),
+        session_id: Set(session_id),
+        tokens: Set(tokens),
+        cost: Set(cost),
+        runtime_seconds: Set(runtime_seconds),
+        tasks_completed: Set(tasks_completed),
+        timestamp: Set(now_millis()),
+        ..Default::default()
+    }
+    .insert(uow.txn())
+    .await?;
+    log_activity(
+        &mut uow,
+        NewActivity::new(ActivityKind::Agent, actor, "metrics_recorded")
+            .target("agent", agent_id)
+            .metadata(serde_json::json!({ "tokens": tokens, "cost": cost })),
+    )
+    .await?;
+    uow.commit(bus).await?;
+    Ok(row)
+}

@@ -1,0 +1,72 @@
+//! The REST shim: `POST /api/auth/login` and `GET /api/auth/verify`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::{Json, response::IntoResponse};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Role, bearer};
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// Longest accepted username.
+const MAX_USERNAME: usize = 64;
+
+/// Body of `POST /api/auth/login`.
+#[derive(Deserialize)]
+pub struct LoginBody {
+    password: String,
+    username: Option<String>,
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `POST /api/auth/login`: a token for the right password, `401` otherwise.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Json(body) = body.map_err(|e| AppError::Validation(format!("login body: {}", e.body_text())))?;
+    let subject = match body.username.as_deref().map(str::trim) {
+        None | Some("") => "admin".to_owned(),
+        Some(name) if name.chars().count() > MAX_USERNAME => {
+            return Err(AppError::invalid("username", format!("at most {MAX_USERNAME} characters")));
+        }
+        Some(name) => name.to_owned(),
+    };
+    let role = if state.auth.admin_password.verify(&body.password) {
+        Role::Admin
+    } else if state.auth.viewer_password.as_ref().is_some_and(|check| check.verify(&body.password)) {
+        Role::Viewer
+    } else {
+        tracing::warn!(client = %peer.ip(), "login failed: wrong password");
+        return Err(AppError::Unauthenticated("invalid credentials".into()));
+    };
+    let (token, expires) = state.auth.tokens.issue(&subject, role, Utc::now())?;
+    tracing::info!(client = %peer.ip(), subject = %subject, role = role.as_str(), "login");
+    Ok(Json(json!({ "token": token, "expiresAt": rfc3339(expires) })))
+}
+
+/// `GET /api/auth/verify`: whether the bearer token is valid, and whose it is.
+pub async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .ok_or_else(|| AppError::Unauthenticated("missing bearer token".into()))?;
+    let claims = state.auth.tokens.verify(token)?;
+    let expires = Utc.timestamp_opt(claims.exp, 0).single().map(rfc3339);
+    Ok(Json(json!({
+        "valid": true,
+        "subject": claims.sub,
+        "role": claims.role.as_str(),
+        "expiresAt": expires,
+    })))
+}

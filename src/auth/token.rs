@@ -1,0 +1,129 @@
+//! HS256 JSON Web Tokens: issue and verify. No other algorithm is ever accepted.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+
+use super::Role;
+use crate::error::AppError;
+
+/// The claims Mission Control puts in a token.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// Signs and verifies tokens with one secret.
+#[derive(Clone)]
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the keys.
+        f.debug_struct("TokenService").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    /// A service signing with `secret`; tokens live for `ttl`.
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        TokenService {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    /// Issues a token for `subject` with `role`, valid from `now` for the configured lifetime.
+    pub fn issue(&self, subject: &str, role: Role, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), AppError> {
+        let ttl = chrono::Duration::from_std(self.ttl).map_err(|e| AppError::Internal(format!("token ttl: {e}")))?;
+        let expires = now + ttl;
+        let claims = Claims {
+            sub: subject.to_owned(),
+            role,
+            iat: now.timestamp(),
+            exp: expires.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AppError::Internal(format!("signing token: {e}")))?;
+        Ok((token, expires))
+    }
+
+    /// Signs arbitrary claims; tests use it to make expired tokens.
+    pub fn sign(&self, claims: &Claims) -> Result<String, AppError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| AppError::Internal(format!("signing token: {e}")))
+    }
+
+    /// Verifies signature, algorithm and expiry.
+    pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|err| {
+            let why = match err.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::InvalidSignature => "token signature is invalid",
+                ErrorKind::InvalidAlgorithm => "token algorithm is not HS256",
+                _ => "token is malformed",
+            };
+            AppError::Unauthenticated(why.into())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn service() -> TokenService {
+        TokenService::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn issued_token_verifies_with_its_claims() {
+        let svc = service();
+        let (token, exp) = svc.issue("alice", Role::Admin, Utc::now()).unwrap();
+        let claims = svc.verify(&token).unwrap();
+        assert_eq!(claims.sub, "alice");
+        assert_eq!(claims.role, Role::Admin);
+        assert_eq!(claims.exp, exp.timestamp());
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let svc = service();
+        let (token, _) = svc.issue("alice", Role::Admin, Utc::now() - chrono::Duration::hours(2)).unwrap();
+        let err = svc.verify(&token).unwrap_err();
+        assert_eq!(err.to_string(), "token expired");
+    }
+
+    #[test]
+    fn other_secret_and_alg_none_are_refused() {
+        let (token, _) = TokenService::new(b"another-secret-another-secret-xx", Duration::from_secs(60))
+            .issue("mallory", Role::Admin, Utc::now())
+            .unwrap();
+        assert!(service().verify(&token).is_err());
+
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let exp = Utc::now().timestamp() + 600;
+        let payload =
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"mallory","role":"admin","iat":0,"exp":{exp},"jti":"x"}}"#));
+        assert!(service().verify(&format!("{header}.{payload}.")).is_err());
+    }
+}

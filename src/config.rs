@@ -1,0 +1,206 @@
+//! Runtime configuration: one `Config` parsed by clap from flags, the environment and `.env`.
+//!
+//! Every flag has an environment variable (see `README.md`); names are part of the API contract.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// The development default password. Production mode refuses to start with it.
+pub const DEFAULT_PASSWORD: &str = "admin123";
+/// Shortest JWT secret production mode accepts (HS256 wants at least 256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Which agent runtime drives `agents`, `spawnAgent` and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// `clawdbot` when its state folder exists, else `none`.
+    Auto,
+    /// The real Clawdbot CLI and gateway.
+    Clawdbot,
+    /// An in-process simulation, for demos and tests.
+    Simulated,
+    /// No runtime: agent actions answer `AGENT_RUNTIME_ERROR`.
+    None,
+}
+
+/// Mission Control server configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mission-control", version, about)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "MC_BIND", default_value = "127.0.0.1:3001")]
+    pub bind: SocketAddr,
+
+    /// Database URL: `sqlite://FILE?mode=rwc` (default) or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://mission-control.db?mode=rwc")]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "MC_DB_POOL", default_value_t = 10)]
+    pub db_pool: u32,
+
+    /// Admin password, plain or an argon2 PHC hash (`$argon2id$...`). `DASHBOARD_PASSWORD` is read too.
+    #[arg(long, env = "MC_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// Optional read-only password: logging in with it gives the `viewer` role.
+    #[arg(long, env = "MC_VIEWER_PASSWORD", hide_env_values = true)]
+    pub viewer_password: Option<String>,
+
+    /// Secret for signing tokens (HS256). Random per start when unset.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long an issued token is valid, e.g. `24h`, `90m`.
+    #[arg(long, env = "MC_TOKEN_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Production mode: refuses weak secrets, turns off introspection and GraphiQL.
+    #[arg(long, env = "MC_PRODUCTION")]
+    pub production: bool,
+
+    /// Which agent runtime to use.
+    #[arg(long, env = "MC_AGENT_RUNTIME", value_enum, default_value = "auto")]
+    pub agent_runtime: RuntimeKind,
+
+    /// Clawdbot state folder (holds `agents/*/sessions/sessions.json`). Default `~/.clawdbot`.
+    #[arg(long, env = "CLAWDBOT_STATE_DIR")]
+    pub clawdbot_state_dir: Option<PathBuf>,
+
+    /// The Clawdbot CLI binary.
+    #[arg(long, env = "CLAWDBOT_BIN", default_value = "clawdbot")]
+    pub clawdbot_bin: PathBuf,
+
+    /// Gateway token, passed to the CLI in its environment, never on its command line.
+    #[arg(long, env = "CLAWDBOT_GATEWAY_TOKEN", hide_env_values = true)]
+    pub clawdbot_gateway_token: Option<String>,
+
+    /// Timeout for one Clawdbot CLI call.
+    #[arg(long, env = "MC_AGENT_CALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub agent_call_timeout: Duration,
+
+    /// How often the agent poller reads the runtime.
+    #[arg(long, env = "MC_AGENT_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub agent_poll_interval: Duration,
+
+    /// Redis URL for sharing events between instances (not yet supported: see issue 6).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Start with the simulated runtime and sample tasks.
+    #[arg(long, env = "MC_DEMO")]
+    pub demo: bool,
+
+    /// Log filter (`tracing` env-filter syntax).
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Largest number of concurrent subscriptions on one WebSocket.
+    #[arg(long, env = "MC_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+
+    /// Interval of the WebSocket keep-alive ping.
+    #[arg(long, env = "MC_WS_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub ws_keepalive: Duration,
+
+    /// How long a WebSocket may wait before sending `connection_init`.
+    #[arg(long, env = "MC_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_init_timeout: Duration,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("production mode needs a password of your own: set MC_PASSWORD (or --password), ideally an argon2 hash")]
+    DefaultPassword,
+    #[error(
+        "production mode needs JWT_SECRET (or --jwt-secret) of at least {MIN_SECRET_BYTES} bytes, e.g. `openssl rand -base64 48`"
+    )]
+    WeakSecret,
+}
+
+impl Config {
+    /// Reads `.env` (when present), then flags and the environment.
+    pub fn load() -> Self {
+        // A missing .env is the normal case, not an error.
+        let _ = dotenvy::dotenv();
+        let mut config = Config::parse();
+        config.apply_env_fallbacks();
+        config
+    }
+
+    /// A configuration for tests and embedding: defaults, with nothing read from the process.
+    pub fn for_tests(database_url: &str) -> Self {
+        let mut config = Config::parse_from(["mission-control"]);
+        config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.database_url = database_url.to_owned();
+        config.agent_runtime = RuntimeKind::None;
+        config
+    }
+
+    fn apply_env_fallbacks(&mut self) {
+        if std::env::var_os("MC_ENV").is_some_and(|v| v == "production") {
+            self.production = true;
+        }
+        if self.password.is_none() {
+            self.password = std::env::var("DASHBOARD_PASSWORD").ok();
+        }
+    }
+
+    /// The admin password in effect (the development default when none is set).
+    pub fn effective_password(&self) -> &str {
+        self.password.as_deref().unwrap_or(DEFAULT_PASSWORD)
+    }
+
+    /// Refuses settings that are unsafe in production.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.production {
+            return Ok(());
+        }
+        if self.effective_password() == DEFAULT_PASSWORD {
+            return Err(ConfigError::DefaultPassword);
+        }
+        match &self.jwt_secret {
+            Some(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(()),
+            _ => Err(ConfigError::WeakSecret),
+        }
+    }
+
+    /// The Clawdbot state folder: the flag, else `~/.clawdbot`.
+    pub fn clawdbot_state_dir(&self) -> Option<PathBuf> {
+        self.clawdbot_state_dir
+            .clone()
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".clawdbot")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prod(password: Option<&str>, secret: Option<&str>) -> Config {
+        let mut config = Config::for_tests("sqlite::memory:");
+        config.production = true;
+        config.password = password.map(str::to_owned);
+        config.jwt_secret = secret.map(str::to_owned);
+        config
+    }
+
+    #[test]
+    fn production_refuses_default_password_and_short_secret() {
+        let long = "x".repeat(MIN_SECRET_BYTES);
+        assert!(matches!(prod(None, Some(&long)).validate(), Err(ConfigError::DefaultPassword)));
+        assert!(matches!(prod(Some("admin123"), Some(&long)).validate(), Err(ConfigError::DefaultPassword)));
+        assert!(matches!(prod(Some("s3cret!"), Some("short")).validate(), Err(ConfigError::WeakSecret)));
+        assert!(matches!(prod(Some("s3cret!"), None).validate(), Err(ConfigError::WeakSecret)));
+        assert!(prod(Some("s3cret!"), Some(&long)).validate().is_ok());
+    }
+
+    #[test]
+    fn development_accepts_defaults() {
+        assert!(Config::for_tests("sqlite::memory:").validate().is_ok());
+    }
+}

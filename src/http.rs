@@ -1,0 +1,263 @@
+//! The axum router: GraphQL over HTTP (per the GraphQL-over-HTTP spec), GraphiQL, the REST
+//! auth shim and health checks.
+
+use std::time::Duration;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchRequest, BatchResponse};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::auth::{self, Viewer, bearer};
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// Largest request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most operations in one batched request.
+pub const MAX_BATCH: usize = 10;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// Builds the router over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/ws", get(crate::ws::handler))
+        .route("/api/auth/login", post(auth::http::login))
+        .route("/api/auth/verify", get(auth::http::verify))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `GET /health`: liveness, no auth.
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+    }))
+}
+
+/// `GET /ready`: 200 when the database answers, 503 otherwise.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let answers = tokio::time::timeout(Duration::from_secs(3), crate::db::ping(&state.db)).await.unwrap_or(false);
+    if answers {
+        (StatusCode::OK, Json(json!({ "status": "ready" })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": "database does not answer" })),
+        )
+    }
+}
+
+/// Which media type the response uses, from the request's `Accept`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    Json,
+    GraphqlResponse,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Json => "application/json; charset=utf-8",
+            MediaType::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        }
+    }
+}
+
+/// Negotiates the response type; `None` when the client accepts neither.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    let types: Vec<&str> = accept.split(',').map(|t| t.split(';').next().unwrap_or("").trim()).collect();
+    if types.contains(&GRAPHQL_RESPONSE_JSON) {
+        Some(MediaType::GraphqlResponse)
+    } else if types.iter().any(|t| matches!(*t, "application/json" | "application/*" | "*/*"))
+        || accept.trim().is_empty()
+    {
+        Some(MediaType::Json)
+    } else {
+        None
+    }
+}
+
+/// A GraphQL-shaped error response (no `data`).
+fn error_response(status: StatusCode, media: MediaType, err: &AppError) -> Response {
+    request_error(status, media, &err.public_message(), err.code())
+}
+
+fn request_error(status: StatusCode, media: MediaType, message: &str, code: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    with_type(status, media, body.to_string())
+}
+
+fn with_type(status: StatusCode, media: MediaType, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.as_str()));
+    response
+}
+
+/// The caller, from `Authorization: Bearer <jwt>`.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Viewer, AppError> {
+    let token =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).ok_or_else(|| {
+            AppError::Unauthenticated("missing bearer token: send Authorization: Bearer <jwt>".into())
+        })?;
+    Ok(state.auth.tokens.verify(token)?.into())
+}
+
+/// Executes a parsed request and shapes the HTTP response.
+async fn execute(state: &AppState, media: MediaType, viewer: Viewer, batch: BatchRequest) -> Response {
+    let batch = batch.data(viewer);
+    let response = match tokio::time::timeout(state.limits.execution_timeout, state.schema.execute_batch(batch)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let err = AppError::Validation(format!(
+                "the request took longer than {} s and was stopped",
+                state.limits.execution_timeout.as_secs()
+            ));
+            return request_error(StatusCode::SERVICE_UNAVAILABLE, media, &err.to_string(), "TIMEOUT");
+        }
+    };
+    let (body, request_error) = match &response {
+        BatchResponse::Single(single) => {
+            let (value, failed) = response_json(single);
+            (value, failed)
+        }
+        BatchResponse::Batch(list) => {
+            (serde_json::Value::Array(list.iter().map(|r| response_json(r).0).collect()), false)
+        }
+    };
+    // GraphQL over HTTP: with the new media type a request error (no `data`) is a 4xx;
+    // with application/json every well-formed request gets 200.
+    let status =
+        if request_error && media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    with_type(status, media, body.to_string())
+}
+
+/// A response as JSON; request errors (parse, validation) carry no `data` entry.
+fn response_json(response: &async_graphql::Response) -> (serde_json::Value, bool) {
+    let mut value =
+        serde_json::to_value(response).unwrap_or_else(|_| json!({ "errors": [{ "message": "internal error" }] }));
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    if request_error && let Some(obj) = value.as_object_mut() {
+        obj.remove("data");
+    }
+    (value, request_error)
+}
+
+/// `POST /graphql`.
+async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            "accept application/json or application/graphql-response+json",
+            "NOT_ACCEPTABLE",
+        );
+    };
+    // Only JSON bodies: a form or text/plain POST could be a cross-site request forgery.
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && essence != GRAPHQL_RESPONSE_JSON {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            "send the request as Content-Type: application/json",
+            "UNSUPPORTED_MEDIA_TYPE",
+        );
+    }
+    let viewer = match authenticate(&state, &headers) {
+        Ok(v) => v,
+        Err(err) => return error_response(StatusCode::UNAUTHORIZED, media, &err),
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(err) => {
+            let what = if std::str::from_utf8(&body).is_err() {
+                "body is not valid UTF-8".to_owned()
+            } else {
+                format!("malformed GraphQL request: {err}")
+            };
+            return request_error(StatusCode::BAD_REQUEST, media, &what, "BAD_REQUEST");
+        }
+    };
+    if let BatchRequest::Batch(list) = &batch
+        && (list.len() > MAX_BATCH || list.is_empty())
+    {
+        let msg = format!("a batch holds 1 to {MAX_BATCH} operations, got {}", list.len());
+        return request_error(StatusCode::BAD_REQUEST, media, &msg, "BATCH_TOO_LARGE");
+    }
+    execute(&state, media, viewer, batch).await
+}
+
+/// `GET /graphql`: GraphiQL for browsers, otherwise a query (never a mutation) from the URL.
+async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("text/html") && query.is_none() {
+        if !state.limits.graphiql {
+            return (StatusCode::NOT_FOUND, "GraphiQL is off in production (see --graphiql)").into_response();
+        }
+        return Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+            .into_response();
+    }
+    let Some(media) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            "accept application/json or application/graphql-response+json",
+            "NOT_ACCEPTABLE",
+        );
+    };
+    let viewer = match authenticate(&state, &headers) {
+        Ok(v) => v,
+        Err(err) => return error_response(StatusCode::UNAUTHORIZED, media, &err),
+    };
+    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+        Ok(request) => request,
+        Err(err) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                &format!("malformed GraphQL request: {err}"),
+                "BAD_REQUEST",
+            );
+        }
+    };
+    // Mutations over GET are refused: GET must be safe (and is what a forged link sends).
+    if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+        let is_mutation = |op: &async_graphql::parser::types::OperationDefinition| {
+            op.ty == async_graphql::parser::types::OperationType::Mutation
+        };
+        let mutation = match (&doc.operations, request.operation_name.as_deref()) {
+            (async_graphql::parser::types::DocumentOperations::Single(op), _) => is_mutation(&op.node),
+            (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => {
+                ops.get(name).is_some_and(|op| is_mutation(&op.node))
+            }
+            (async_graphql::parser::types::DocumentOperations::Multiple(ops), None) => {
+                ops.len() == 1 && ops.values().all(|op| is_mutation(&op.node))
+            }
+        };
+        if mutation {
+            let mut response =
+                request_error(StatusCode::METHOD_NOT_ALLOWED, media, "mutations must use POST", "METHOD_NOT_ALLOWED");
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+    }
+    execute(&state, media, viewer, BatchRequest::Single(request)).await
+}

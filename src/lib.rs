@@ -1,0 +1,34 @@
+//! Mission Control: a GraphQL server to watch and steer AI agents and the work they do.
+//!
+//! # Layout
+//!
+//! - [`config`]: flags and environment (clap), production checks.
+//! - [`startup`]: `App::build(config)` wires everything and binds; `run_until_stopped()` serves.
+//! - [`http`]: the axum router: `/graphql` (POST, GET, GraphiQL), `/api/auth/*`, `/health`, `/ready`.
+//! - [`ws`]: `/graphql/ws`, GraphQL subscriptions over both WebSocket subprotocols, with auth.
+//! - [`schema`]: merged query/mutation/subscription roots and the error-code extension.
+//! - [`error`]: `AppError`, mapped to `extensions.code` and HTTP status.
+//! - [`events`]: the event bus (task changes, activities, agent snapshots).
+//! - [`db`]: connection, migrations, and the unit of work that publishes after commit.
+//! - [`entity`]: sea-orm entities, one per table.
+//! - [`auth`]: login, tokens, the caller identity.
+//! - [`tasks`], [`feed`], [`agents`]: one folder per domain (`types`, `service`, `resolvers`).
+//! - [`pagination`], [`validate`], [`time`], [`subscriptions`]: small shared helpers.
+
+pub mod agents;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod entity;
+pub mod error;
+pub mod events;
+pub mod feed;
+pub mod http;
+pub mod pagination;
+pub mod schema;
+pub mod startup;
+pub mod subscriptions;
+pub mod tasks;
+pub mod time;
+pub mod validate;
+pub mod ws;

@@ -1,0 +1,34 @@
+//! The `mission-control` binary: parse config, init tracing, build the app, serve until a signal.
+
+use std::process::ExitCode;
+
+use mission_control::config::Config;
+use mission_control::startup::App;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::load();
+    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let app = match App::build(config).await {
+        Ok(app) => app,
+        Err(err) => {
+            tracing::error!("cannot start: {err}");
+            eprintln!("mission-control: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = app.port();
+    tracing::info!(
+        "listening on port {port}: GraphiQL at http://127.0.0.1:{port}/graphql (log in at POST /api/auth/login)"
+    );
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The GraphQL schema: merged roots of every domain, and the extension that gives every
+//! error an `extensions.code`.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    MergedObject, MergedSubscription, Response, Schema, SchemaBuilder, ServerError, ServerResult, ValidationResult,
+    Variables,
+};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+use crate::agents::resolvers::{AgentMutation, AgentQuery, AgentSubscription};
+use crate::feed::resolvers::{FeedQuery, FeedSubscription};
+use crate::tasks::resolvers::{TaskMutation, TaskQuery, TaskSubscription};
+
+/// The query root.
+#[derive(MergedObject, Default)]
+pub struct Query(TaskQuery, AgentQuery, FeedQuery);
+
+/// The mutation root.
+#[derive(MergedObject, Default)]
+pub struct Mutation(TaskMutation, AgentMutation);
+
+/// The subscription root.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(AgentSubscription, TaskSubscription, FeedSubscription);
+
+/// The schema type.
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// The schema builder with its extensions; callers attach data (database, bus, hub) and limits.
+pub fn build() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default()).extension(ErrorCodes)
+}
+
+/// The SDL of the schema, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    build().finish().sdl()
+}
+
+/// Gives every error an `extensions.code`.
+///
+/// Resolver errors carry theirs already. Parse failures become `GRAPHQL_PARSE_FAILED`,
+/// validation failures `GRAPHQL_VALIDATION_FAILED` (or `BAD_USER_INPUT` for bad argument values,
+/// and `QUERY_TOO_COMPLEX`/`QUERY_TOO_DEEP` for the cost limits), and anything left
+/// `INTERNAL_SERVER_ERROR`.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodesExtension)
+    }
+}
+
+struct ErrorCodesExtension;
+
+fn with_code(mut err: ServerError, code: &str) -> ServerError {
+    let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+    if !has_code {
+        err.extensions.get_or_insert_with(Default::default).set("code", code);
+    }
+    err
+}
+
+/// The code for a validation (or argument-coercion) failure, judged by its message.
+fn validation_code(message: &str) -> &'static str {
+    if message.contains("nested too deep") {
+        "QUERY_TOO_DEEP"
+    } else if message.contains("too complex") {
+        "QUERY_TOO_COMPLEX"
+    } else if message.starts_with("Invalid value")
+        || message.starts_with("Failed to parse")
+        || message.contains("Variable")
+        || message.contains("variable")
+        || message.contains("enum")
+        || message.contains("expected type")
+    {
+        "BAD_USER_INPUT"
+    } else {
+        "GRAPHQL_VALIDATION_FAILED"
+    }
+}
+
+fn finish(mut response: Response) -> Response {
+    response.errors = response
+        .errors
+        .into_iter()
+        .map(|err| {
+            let code = if err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value") {
+                "BAD_USER_INPUT"
+            } else {
+                "INTERNAL_SERVER_ERROR"
+            };
+            with_code(err, code)
+        })
+        .collect();
+    response
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodesExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        finish(next.run(ctx).await)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(finish).boxed()
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables).await.map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| {
+                    let code = validation_code(&e.message);
+                    with_code(e, code)
+                })
+                .collect()
+        })
+    }
+}

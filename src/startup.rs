@@ -1,0 +1,211 @@
+//! Wiring: `App::build(config)` connects the database, chooses the agent runtime, builds the
+//! schema and binds the listener (port 0 allowed); `run_until_stopped()` serves until a signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::agents::runtime::AgentRuntime;
+use crate::agents::simulated::{SimulatedConfig, SimulatedRuntime};
+use crate::agents::tokio_util_shutdown::{self as shutdown, Trigger};
+use crate::agents::{AgentHub, none::NoRuntime};
+use crate::auth::{PasswordCheck, TokenService};
+use crate::config::{Config, RuntimeKind};
+use crate::events::EventBus;
+use crate::schema::{self, AppSchema};
+
+/// Login checks and the token service.
+pub struct AuthState {
+    pub admin_password: PasswordCheck,
+    pub viewer_password: Option<PasswordCheck>,
+    pub tokens: TokenService,
+}
+
+/// Limits applied by the HTTP and WebSocket layers.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub execution_timeout: Duration,
+    pub graphiql: bool,
+    pub ws_max_subscriptions: usize,
+    pub ws_keepalive: Duration,
+    pub ws_init_timeout: Duration,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub db: DatabaseConnection,
+    pub bus: EventBus,
+    pub hub: Arc<AgentHub>,
+    pub auth: Arc<AuthState>,
+    pub limits: Limits,
+    pub started: Instant,
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("invalid password setting: {0}")]
+    Password(String),
+    #[error("cannot open the database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// A built, bound, not yet serving server.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    poll_interval: Duration,
+}
+
+fn choose_runtime(config: &Config) -> Result<Arc<dyn AgentRuntime>, StartupError> {
+    let kind = if config.demo { RuntimeKind::Simulated } else { config.agent_runtime };
+    let state_dir = config.clawdbot_state_dir();
+    let kind = match kind {
+        RuntimeKind::Auto if state_dir.as_ref().is_some_and(|d| d.is_dir()) => RuntimeKind::Clawdbot,
+        RuntimeKind::Auto => RuntimeKind::None,
+        other => other,
+    };
+    Ok(match kind {
+        RuntimeKind::Simulated => Arc::new(SimulatedRuntime::new(SimulatedConfig::default())),
+        RuntimeKind::Clawdbot => crate::agents::clawdbot_runtime(config, state_dir)?,
+        RuntimeKind::None | RuntimeKind::Auto => Arc::new(NoRuntime),
+    })
+}
+
+impl App {
+    /// Connects, migrates, wires the schema and binds `config.bind`.
+    pub async fn build(config: Config) -> Result<App, StartupError> {
+        Self::build_with_runtime(config, None).await
+    }
+
+    /// Like [`App::build`], with an agent runtime chosen by the caller (tests, embedding).
+    pub async fn build_with_runtime(
+        config: Config,
+        runtime: Option<Arc<dyn AgentRuntime>>,
+    ) -> Result<App, StartupError> {
+        config.validate()?;
+        let admin_password = PasswordCheck::from_config(config.effective_password()).map_err(StartupError::Password)?;
+        let viewer_password = config
+            .viewer_password
+            .as_deref()
+            .map(PasswordCheck::from_config)
+            .transpose()
+            .map_err(StartupError::Password)?;
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                tracing::warn!("no JWT_SECRET set: using a random secret; tokens will not survive a restart");
+                let mut bytes = vec![0u8; 48];
+                rand::rng().fill_bytes(&mut bytes);
+                bytes
+            }
+        };
+        let tokens = TokenService::new(&secret, config.token_ttl);
+
+        let db = crate::db::connect(&config.database_url, config.db_pool).await?;
+        let bus = EventBus::default();
+        let runtime = match runtime {
+            Some(runtime) => runtime,
+            None => choose_runtime(&config)?,
+        };
+        tracing::info!(runtime = runtime.name(), "agent runtime");
+        let hub = Arc::new(AgentHub::new(runtime, bus.clone(), db.clone()));
+        hub.poll_once().await;
+        if config.demo {
+            crate::agents::demo::seed(&hub, &db, &bus).await.map_err(|e| StartupError::Runtime(e.to_string()))?;
+        }
+
+        let mut builder = schema::build()
+            .data(db.clone())
+            .data(bus.clone())
+            .data(Arc::clone(&hub))
+            .limit_depth(12)
+            .limit_complexity(5_000)
+            .limit_recursive_depth(32);
+        if config.production {
+            builder = builder.disable_introspection().disable_suggestions();
+        }
+        let schema = builder.finish();
+
+        let listener =
+            TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
+        let state = AppState {
+            schema,
+            db,
+            bus,
+            hub,
+            auth: Arc::new(AuthState { admin_password, viewer_password, tokens }),
+            limits: Limits {
+                execution_timeout: Duration::from_secs(10),
+                graphiql: !config.production,
+                ws_max_subscriptions: config.ws_max_subscriptions,
+                ws_keepalive: config.ws_keepalive,
+                ws_init_timeout: config.ws_init_timeout,
+            },
+            started: Instant::now(),
+        };
+        Ok(App { listener, state, poll_interval: config.agent_poll_interval })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The shared state (tests reach the token service and the hub through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` resolves, then drains connections and stops the poller.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (trigger, signal): (Trigger, _) = shutdown::channel();
+        let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal));
+        let router = crate::http::router(self.state);
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop)
+            .await;
+        trigger.fire();
+        let _ = poller.await;
+        served
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

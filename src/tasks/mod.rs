@@ -1,0 +1,5 @@
+//! Tasks and their comments: the kanban board.
+
+pub mod resolvers;
+pub mod service;
+pub mod types;

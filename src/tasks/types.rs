@@ -1,0 +1,225 @@
+//! GraphQL types of the tasks domain.
+
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Json, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::agents::types::Agent;
+use crate::entity::{comment, task};
+use crate::error::AppError;
+use crate::time::from_millis;
+
+/// Implements `as_str`/`parse` between a GraphQL enum and its stored string.
+macro_rules! stored_enum {
+    ($ty:ident { $($variant:ident => $s:literal),* $(,)? }) => {
+        impl $ty {
+            /// The stored (and GraphQL) name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $s),* }
+            }
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$variant),)* _ => None }
+            }
+        }
+    };
+}
+pub(crate) use stored_enum;
+
+/// Where a task stands on the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum TaskStatus {
+    Todo,
+    InProgress,
+    Review,
+    Done,
+    Blocked,
+}
+stored_enum!(TaskStatus { Todo => "TODO", InProgress => "IN_PROGRESS", Review => "REVIEW", Done => "DONE", Blocked => "BLOCKED" });
+
+/// How urgent a task is; stored as its rank so ordering is numeric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum TaskPriority {
+    Low,
+    Medium,
+    High,
+    Urgent,
+}
+
+impl TaskPriority {
+    /// Rank for storage and ordering.
+    pub fn rank(self) -> i16 {
+        self as i16
+    }
+    /// The priority of a stored rank.
+    pub fn from_rank(rank: i16) -> Option<Self> {
+        [Self::Low, Self::Medium, Self::High, Self::Urgent].get(usize::try_from(rank).ok()?).copied()
+    }
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default)]
+pub enum OrderDirection {
+    Asc,
+    #[default]
+    Desc,
+}
+
+/// What a task list is ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default)]
+pub enum TaskOrderField {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    DueDate,
+    Priority,
+}
+stored_enum!(TaskOrderField { CreatedAt => "CREATED_AT", UpdatedAt => "UPDATED_AT", DueDate => "DUE_DATE", Priority => "PRIORITY" });
+
+/// Order of a task list; ties are broken by id in the same direction.
+#[derive(Debug, Clone, Copy, InputObject, Default)]
+pub struct TaskOrder {
+    pub field: TaskOrderField,
+    pub direction: OrderDirection,
+}
+
+/// Filters for `tasks`; all given filters must match. An empty list filters nothing.
+#[derive(Debug, Clone, InputObject, Default)]
+pub struct TaskFilter {
+    pub status: Option<Vec<TaskStatus>>,
+    pub priority: Option<Vec<TaskPriority>>,
+    pub assigned_agent: Option<String>,
+    pub tag: Option<String>,
+    /// Case-insensitive substring of the title or description.
+    pub search: Option<String>,
+}
+
+/// Input of `createTask`.
+#[derive(Debug, Clone, InputObject)]
+pub struct CreateTaskInput {
+    pub title: String,
+    pub description: Option<String>,
+    pub status: Option<TaskStatus>,
+    pub priority: Option<TaskPriority>,
+    pub assigned_agent: Option<String>,
+    pub due_date: Option<DateTime<Utc>>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<Json<serde_json::Value>>,
+}
+
+/// Input of `updateTask`: only the fields given change; `null` clears a nullable field.
+#[derive(Debug, Clone, InputObject, Default)]
+pub struct UpdateTaskInput {
+    pub title: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub status: Option<TaskStatus>,
+    pub priority: Option<TaskPriority>,
+    pub assigned_agent: MaybeUndefined<String>,
+    pub due_date: MaybeUndefined<DateTime<Utc>>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: MaybeUndefined<Json<serde_json::Value>>,
+}
+
+/// A task on the board.
+pub struct Task(pub task::Model);
+
+#[Object]
+impl Task {
+    async fn id(&self) -> &str {
+        &self.0.id
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn status(&self) -> Result<TaskStatus, AppError> {
+        TaskStatus::parse(&self.0.status).ok_or_else(|| AppError::Internal(format!("stored status {}", self.0.status)))
+    }
+    async fn priority(&self) -> Result<TaskPriority, AppError> {
+        TaskPriority::from_rank(self.0.priority)
+            .ok_or_else(|| AppError::Internal(format!("stored priority {}", self.0.priority)))
+    }
+    /// An agent id, free text.
+    async fn assigned_agent(&self) -> Option<&str> {
+        self.0.assigned_agent.as_deref()
+    }
+    /// The assigned agent, when the runtime knows it.
+    async fn agent(&self, ctx: &Context<'_>) -> Option<Agent> {
+        let id = self.0.assigned_agent.as_deref()?;
+        ctx.data_opt::<crate::agents::AgentHub>()?.get(id).map(Agent)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        from_millis(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        from_millis(self.0.updated_at)
+    }
+    async fn due_date(&self) -> Option<DateTime<Utc>> {
+        self.0.due_date.map(from_millis)
+    }
+    async fn tags(&self) -> Vec<String> {
+        serde_json::from_str(&self.0.tags).unwrap_or_default()
+    }
+    async fn metadata(&self) -> Option<Json<serde_json::Value>> {
+        self.0.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).map(Json)
+    }
+    /// Comments, oldest first.
+    async fn comments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Comment>> {
+        use async_graphql::ResultExt;
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        let rows = super::service::comments(db, &self.0.id).await.extend()?;
+        Ok(rows.into_iter().map(Comment::from).collect())
+    }
+    async fn comment_count(&self) -> i32 {
+        self.0.comment_count
+    }
+}
+
+/// A comment on a task.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
+pub struct Comment {
+    pub id: async_graphql::ID,
+    pub task_id: async_graphql::ID,
+    pub author: String,
+    pub content: String,
+    #[graphql(skip)]
+    pub created_at_ms: i64,
+}
+
+#[ComplexObject]
+impl Comment {
+    async fn created_at(&self) -> DateTime<Utc> {
+        from_millis(self.created_at_ms)
+    }
+}
+
+impl From<comment::Model> for Comment {
+    fn from(m: comment::Model) -> Self {
+        Comment {
+            id: m.id.into(),
+            task_id: m.task_id.into(),
+            author: m.author,
+            content: m.content,
+            created_at_ms: m.created_at,
+        }
+    }
+}
+
+/// A change to a task, as delivered by `taskUpdated`.
+pub struct TaskEvent(pub std::sync::Arc<crate::events::TaskChange>);
+
+#[Object]
+impl TaskEvent {
+    async fn kind(&self) -> crate::events::TaskEventKind {
+        self.0.kind
+    }
+    async fn task_id(&self) -> async_graphql::ID {
+        self.0.task_id.clone().into()
+    }
+    /// The task after the change; null for DELETED.
+    async fn task(&self) -> Option<Task> {
+        self.0.task.clone().map(Task)
+    }
+}

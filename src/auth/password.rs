@@ -25,7 +25,11 @@ impl PasswordCheck {
     /// Chooses the check from the configured value: `$argon2...` is a hash, anything else plain.
     pub fn from_config(configured: &str) -> Result<Self, String> {
         if configured.starts_with("$argon2") {
-            PasswordHash::new(configured).map_err(|e| format!("the configured argon2 hash is malformed: {e}"))?;
+            let hash =
+                PasswordHash::new(configured).map_err(|e| format!("the configured argon2 hash is malformed: {e}"))?;
+            if hash.hash.is_none() || hash.salt.is_none() {
+                return Err("the configured argon2 hash has no salt or hash part".into());
+            }
             Ok(PasswordCheck::Hash(configured.to_owned()))
         } else {
             Ok(PasswordCheck::Plain(configured.as_bytes().to_vec()))

@@ -147,7 +147,7 @@ impl Task {
     /// The assigned agent, when the runtime knows it.
     async fn agent(&self, ctx: &Context<'_>) -> Option<Agent> {
         let id = self.0.assigned_agent.as_deref()?;
-        ctx.data_opt::<crate::agents::AgentHub>()?.get(id).map(Agent)
+        ctx.data_opt::<std::sync::Arc<crate::agents::AgentHub>>()?.get(id).map(Agent)
     }
     async fn created_at(&self) -> DateTime<Utc> {
         from_millis(self.0.created_at)

@@ -1,0 +1,302 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 with a fresh database, and clients for it.
+//!
+//! With `TEST_DATABASE_URL` set (PostgreSQL) every app gets a database of its own, created
+//! for it; otherwise a fresh SQLite file in the temp folder.
+
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use mission_control::agents::AgentHub;
+use mission_control::agents::runtime::AgentRuntime;
+use mission_control::auth::{Claims, Role, TokenService};
+use mission_control::config::Config;
+use mission_control::startup::App;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The admin password of test apps.
+pub const PASSWORD: &str = "admin123";
+/// The read-only password of test apps.
+pub const VIEWER_PASSWORD: &str = "viewer-password";
+/// The JWT secret of test apps (so tests can sign tokens of their own).
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+static TRACING: Once = Once::new();
+
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt().with_env_filter("info").with_test_writer().init();
+        }
+    });
+}
+
+/// A running server and a logged-in client.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub token: String,
+    pub tokens: TokenService,
+    pub hub: Arc<AgentHub>,
+    pub db: DatabaseConnection,
+    /// The SQLite file to delete when the app is dropped.
+    sqlite_file: Option<std::path::PathBuf>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(file) = &self.sqlite_file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+            }
+        }
+    }
+}
+
+/// A fresh database URL: a new PostgreSQL database, or a new SQLite file.
+pub async fn fresh_database_url() -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let name = format!("mc_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(&base).await.expect("connect to TEST_DATABASE_URL");
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            admin.close().await.ok();
+            let (prefix, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL ends in /DBNAME");
+            format!("{prefix}/{name}")
+        }
+        _ => {
+            let path = std::env::temp_dir().join(format!("mc-test-{}.db", uuid::Uuid::new_v4()));
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
+    }
+}
+
+/// Starts the server with the `none` runtime.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, None).await
+}
+
+/// Starts the server after `tweak` adjusts its config, with `runtime` if given.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc<dyn AgentRuntime>>) -> TestApp {
+    init_tracing();
+    let database_url = fresh_database_url().await;
+    let mut config = Config::for_tests(&database_url);
+    config.jwt_secret = Some(SECRET.into());
+    config.viewer_password = Some(VIEWER_PASSWORD.into());
+    config.db_pool = 5;
+    tweak(&mut config);
+    let app = App::build_with_runtime(config, runtime).await.expect("build app");
+    let port = app.port();
+    let tokens = app.state().auth.tokens.clone();
+    let hub = Arc::clone(&app.state().hub);
+    let db = app.state().db.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut app = TestApp {
+        address,
+        port,
+        client,
+        token: String::new(),
+        tokens,
+        hub,
+        db,
+        sqlite_file: database_url
+            .strip_prefix("sqlite://")
+            .and_then(|rest| rest.split('?').next())
+            .map(std::path::PathBuf::from),
+        _stop: stop,
+    };
+    app.token = app.login_token(PASSWORD).await;
+    app
+}
+
+impl TestApp {
+    /// `POST /api/auth/login` with `body`.
+    pub async fn login(&self, body: Value) -> reqwest::Response {
+        self.client.post(format!("{}/api/auth/login", self.address)).json(&body).send().await.expect("login request")
+    }
+
+    /// A token for `password` (panics when refused).
+    pub async fn login_token(&self, password: &str) -> String {
+        let response = self.login(json!({ "password": password })).await;
+        assert_eq!(response.status(), 200, "login refused");
+        let body: Value = response.json().await.expect("login json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Signs claims with the server's secret (expired tokens, custom roles).
+    pub fn sign(&self, subject: &str, role: Role, iat: i64, exp: i64) -> String {
+        let claims = Claims { sub: subject.into(), role, iat, exp, jti: uuid::Uuid::new_v4().to_string() };
+        self.tokens.sign(&claims).expect("sign")
+    }
+
+    /// Runs a GraphQL operation as the admin; returns the whole body.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.graphql_as(Some(&self.token), query, variables).await.1
+    }
+
+    /// Runs a GraphQL operation with `token`; returns status and body.
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("graphql request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("graphql json"))
+    }
+
+    /// Runs an operation that must succeed; returns `data`.
+    pub async fn ok(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Creates a task with `input`; returns its id.
+    pub async fn create_task(&self, input: Value) -> String {
+        let data =
+            self.ok("mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }", json!({ "i": input })).await;
+        data["createTask"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Opens `/graphql/ws` with `protocol` (`graphql-transport-ws` or `graphql-ws`).
+    pub async fn ws(&self, protocol: &str) -> WsClient {
+        let mut request = format!("ws://127.0.0.1:{}/graphql/ws", self.port).into_client_request().expect("ws request");
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).expect("header"));
+        let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
+        WsClient { stream }
+    }
+
+    /// A `graphql-transport-ws` socket, initialised with the admin token.
+    pub async fn ws_ready(&self) -> WsClient {
+        let mut ws = self.ws("graphql-transport-ws").await;
+        ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", self.token) } }))
+            .await;
+        let ack = ws.next_json().await.expect("ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ws
+    }
+}
+
+/// How a WebSocket read ended.
+#[derive(Debug)]
+pub enum WsEnd {
+    Closed(Option<u16>, #[allow(dead_code)] String),
+    Timeout,
+}
+
+/// A minimal GraphQL WebSocket client.
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How long a test waits for one message.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl WsClient {
+    /// Sends a JSON message.
+    pub async fn send(&mut self, message: Value) {
+        self.stream.send(Message::Text(message.to_string().into())).await.expect("ws send");
+    }
+
+    /// Starts a subscription (`graphql-transport-ws`).
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The next JSON message within `WAIT`, skipping keep-alive pings.
+    pub async fn next_json(&mut self) -> Result<Value, WsEnd> {
+        self.next_within(WAIT).await
+    }
+
+    /// The next JSON message within `wait`, skipping keep-alive pings.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Value, WsEnd> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Err(WsEnd::Timeout),
+                Ok(None) => return Err(WsEnd::Closed(None, "stream ended".into())),
+                Ok(Some(Err(err))) => return Err(WsEnd::Closed(None, err.to_string())),
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).expect("server sends JSON");
+                    if matches!(value["type"].as_str(), Some("ping" | "ka")) {
+                        continue;
+                    }
+                    return Ok(value);
+                }
+                Message::Close(frame) => {
+                    let code = frame.as_ref().map(|f| u16::from(f.code));
+                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    return Err(WsEnd::Closed(code, reason));
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// The payload `data` of the next `next` message for subscription `id`.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        loop {
+            let message = self.next_json().await.expect("a subscription message");
+            if message["id"] == id && message["type"] == "next" {
+                assert!(message["payload"].get("errors").is_none(), "subscription error: {message}");
+                return message["payload"]["data"].clone();
+            }
+            if message["id"] == id && message["type"] == "error" {
+                panic!("subscription failed: {message}");
+            }
+        }
+    }
+
+    /// Waits for the socket to close; returns the close code.
+    pub async fn closed_with(&mut self) -> Option<u16> {
+        loop {
+            match self.next_json().await {
+                Ok(_) => continue,
+                Err(WsEnd::Closed(code, _)) => return code,
+                Err(WsEnd::Timeout) => panic!("socket not closed in time"),
+            }
+        }
+    }
+
+    /// Closes the socket.
+    pub async fn close(mut self) {
+        let _ = self
+            .stream
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
+    }
+}
+
+/// The `extensions.code` of the first error in `body`.
+pub fn error_code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_owned()
+}
+
+/// The `message` of the first error in `body`.
+pub fn error_message(body: &Value) -> String {
+    body["errors"][0]["message"].as_str().unwrap_or_default().to_owned()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real server on 127.0.0.1:0, spoken to over HTTP and WebSocket.
+
+mod agents;
+mod auth;
+mod feed;
+mod helpers;
+mod schema;
+mod subscriptions;
+mod tasks;

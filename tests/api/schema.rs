@@ -1,0 +1,64 @@
+//! The committed `schema.graphql` matches the schema the code builds.
+
+/// Regenerate with `UPDATE_SCHEMA=1 cargo test --test api schema`.
+#[test]
+fn committed_sdl_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+    let sdl = mission_control::schema::sdl();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(path, &sdl).expect("write schema.graphql");
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == sdl,
+        "schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test --test api schema` and commit it"
+    );
+}
+
+/// Every name the API contract fixes is in the schema.
+#[test]
+fn contract_names_are_present() {
+    let sdl = mission_control::schema::sdl();
+    for name in [
+        "type Task",
+        "type Comment",
+        "type Agent",
+        "type AgentMetricsSummary",
+        "type AgentMetric",
+        "type TranscriptMessage",
+        "type Activity",
+        "type FeedStats",
+        "type CountByKey",
+        "type TaskConnection",
+        "type ActivityConnection",
+        "type AgentMetricConnection",
+        "input TaskFilter",
+        "enum TaskOrderField",
+        "input TaskOrder",
+        "enum OrderDirection",
+        "input FeedFilter",
+        "input CreateTaskInput",
+        "input UpdateTaskInput",
+        "input SpawnAgentInput",
+        "input RecordMetricsInput",
+        "type TaskEvent",
+        "type AgentStatusEvent",
+        "enum TaskStatus",
+        "enum TaskPriority",
+        "enum AgentStatus",
+        "enum ActivityType",
+        "enum TaskEventKind",
+        "scalar DateTime",
+        "scalar JSON",
+        "commentCount: Int!",
+        "recent24h: Int!",
+        "metricsHistory(first: Int, after: String): AgentMetricConnection!",
+        "taskUpdated(taskId: ID): TaskEvent!",
+        "agentStatus: AgentStatusEvent!",
+        "deleteTask(id: ID!): ID!",
+        "sendAgentMessage(id: ID!, message: String!): Boolean!",
+        "feedStats: FeedStats!",
+    ] {
+        assert!(sdl.contains(name), "schema lacks `{name}`");
+    }
+}

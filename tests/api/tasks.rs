@@ -1,0 +1,338 @@
+//! Tasks and comments: every query and mutation, validation, pagination and rollback.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const TASK_FIELDS: &str = "id title description status priority assignedAgent createdAt updatedAt dueDate tags metadata commentCount comments { id taskId author content createdAt }";
+
+#[tokio::test]
+async fn create_then_read_round_trips_every_field() {
+    let app = spawn_app().await;
+    let metadata = json!({ "zeta": 1, "alpha": { "nested": [1, "two", null, true] }, "émoji": "🚀" });
+    let data = app
+        .ok(
+            &format!("mutation($i: CreateTaskInput!) {{ createTask(input: $i) {{ {TASK_FIELDS} }} }}"),
+            json!({ "i": {
+                "title": "  Write the docs  ",
+                "description": "All of them",
+                "status": "IN_PROGRESS",
+                "priority": "URGENT",
+                "assignedAgent": "agent:main:main",
+                "dueDate": "2030-01-02T03:04:05Z",
+                "tags": ["docs", "q1", "docs-2"],
+                "metadata": metadata,
+            }}),
+        )
+        .await;
+    let task = &data["createTask"];
+    assert_eq!(task["title"], "Write the docs", "titles are trimmed");
+    assert_eq!(task["status"], "IN_PROGRESS");
+    assert_eq!(task["priority"], "URGENT");
+    assert_eq!(task["assignedAgent"], "agent:main:main");
+    assert_eq!(task["dueDate"], "2030-01-02T03:04:05+00:00");
+    assert_eq!(task["tags"], json!(["docs", "q1", "docs-2"]));
+    assert_eq!(task["metadata"], metadata);
+    assert_eq!(
+        serde_json::to_string(&task["metadata"]).unwrap(),
+        serde_json::to_string(&metadata).unwrap(),
+        "key order kept"
+    );
+    assert_eq!(task["commentCount"], 0);
+
+    let id = task["id"].as_str().unwrap();
+    let read = app.ok(&format!("query($id: ID!) {{ task(id: $id) {{ {TASK_FIELDS} }} }}"), json!({ "id": id })).await;
+    assert_eq!(read["task"], *task);
+}
+
+#[tokio::test]
+async fn defaults_are_todo_medium_and_empty() {
+    let app = spawn_app().await;
+    let data = app.ok("mutation { createTask(input: {title: \"t\"}) { status priority tags metadata description dueDate agent { id } } }", json!({})).await;
+    assert_eq!(
+        data["createTask"],
+        json!({ "status": "TODO", "priority": "MEDIUM", "tags": [], "metadata": null, "description": null, "dueDate": null, "agent": null })
+    );
+}
+
+#[tokio::test]
+async fn absent_task_is_null_and_malformed_id_is_bad_input() {
+    let app = spawn_app().await;
+    let data = app.ok("{ task(id: \"00000000-0000-7000-8000-000000000000\") { id } }", json!({})).await;
+    assert!(data["task"].is_null());
+    let body = app.graphql("{ task(id: \"not-an-id\") { id } }", json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(error_message(&body).contains("id"));
+}
+
+#[tokio::test]
+async fn update_changes_only_given_fields_and_moves_updated_at() {
+    let app = spawn_app().await;
+    let id = app.create_task(json!({ "title": "a", "description": "keep me?", "tags": ["x"], "assignedAgent": "bot", "metadata": {"k": 1} })).await;
+    let before = app.ok(&format!("query($id: ID!) {{ task(id: $id) {{ {TASK_FIELDS} }} }}"), json!({ "id": id })).await
+        ["task"]
+        .clone();
+
+    let after = app
+        .ok(
+            &format!(
+                "mutation($id: ID!, $i: UpdateTaskInput!) {{ updateTask(id: $id, input: $i) {{ {TASK_FIELDS} }} }}"
+            ),
+            json!({ "id": id, "i": { "title": "b", "description": null, "status": "DONE" } }),
+        )
+        .await["updateTask"]
+        .clone();
+    assert_eq!(after["title"], "b");
+    assert!(after["description"].is_null(), "null clears");
+    assert_eq!(after["status"], "DONE");
+    for unchanged in ["priority", "assignedAgent", "tags", "metadata", "createdAt", "dueDate"] {
+        assert_eq!(after[unchanged], before[unchanged], "{unchanged} must not change");
+    }
+    assert!(after["updatedAt"].as_str().unwrap() > before["updatedAt"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn update_and_delete_of_a_missing_task_are_not_found() {
+    let app = spawn_app().await;
+    let missing = "00000000-0000-7000-8000-000000000001";
+    let body = app
+        .graphql("mutation($id: ID!) { updateTask(id: $id, input: {title: \"x\"}) { id } }", json!({ "id": missing }))
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    let body = app.graphql("mutation($id: ID!) { deleteTask(id: $id) }", json!({ "id": missing })).await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    let body = app
+        .graphql("mutation($id: ID!) { addComment(taskId: $id, content: \"hi\") { id } }", json!({ "id": missing }))
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    assert_eq!(app.ok("{ feed { totalCount } }", json!({})).await["feed"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn comments_are_oldest_first_and_counted_and_go_with_their_task() {
+    let app = spawn_app().await;
+    let id = app.create_task(json!({ "title": "discuss" })).await;
+    let q = "mutation($t: ID!, $c: String!, $a: String) { addComment(taskId: $t, content: $c, author: $a) { id taskId author content } }";
+    let first = app.ok(q, json!({ "t": id, "c": "first" })).await["addComment"].clone();
+    assert_eq!(first["author"], "admin", "author defaults to the caller");
+    assert_eq!(first["taskId"], id.as_str());
+    app.ok(q, json!({ "t": id, "c": "second", "a": "bob" })).await;
+    app.ok(q, json!({ "t": id, "c": "third" })).await;
+    let task = app
+        .ok("query($id: ID!) { task(id: $id) { commentCount comments { content author } } }", json!({ "id": id }))
+        .await;
+    assert_eq!(task["task"]["commentCount"], 3);
+    let contents: Vec<&str> =
+        task["task"]["comments"].as_array().unwrap().iter().map(|c| c["content"].as_str().unwrap()).collect();
+    assert_eq!(contents, ["first", "second", "third"]);
+    assert_eq!(task["task"]["comments"][1]["author"], "bob");
+
+    let deleted = app.ok("mutation($id: ID!) { deleteTask(id: $id) }", json!({ "id": id })).await;
+    assert_eq!(deleted["deleteTask"], id.as_str());
+    assert!(app.ok("query($id: ID!) { task(id: $id) { id } }", json!({ "id": id })).await["task"].is_null());
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let left = mission_control::entity::comment::Entity::find().count(&app.db).await.unwrap();
+    assert_eq!(left, 0, "comments are deleted with their task");
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field_and_change_nothing() {
+    let app = spawn_app().await;
+    let create = "mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }";
+    let cases = [
+        (json!({ "title": "" }), "title"),
+        (json!({ "title": "   " }), "title"),
+        (json!({ "title": "x".repeat(201) }), "title"),
+        (json!({ "title": "ok", "description": "d".repeat(10_001) }), "description"),
+        (json!({ "title": "ok", "tags": vec!["t"; 51] }), "tags"),
+        (json!({ "title": "ok", "tags": ["x".repeat(51)] }), "tags"),
+        (json!({ "title": "ok", "metadata": { "blob": "m".repeat(17 * 1024) } }), "metadata"),
+        (json!({ "title": "ok", "dueDate": "0001-01-01T00:00:00Z" }), "dueDate"),
+    ];
+    for (input, field) in cases {
+        let body = app.graphql(create, json!({ "i": input })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{input}");
+        assert!(error_message(&body).contains(field), "message names {field}: {body}");
+    }
+    // Exactly 200 characters is fine.
+    app.create_task(json!({ "title": "x".repeat(200) })).await;
+
+    let body = app.graphql(create, json!({ "i": { "title": "ok", "status": "SOMEDAY" } })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "unknown enum: {body}");
+    let body = app.graphql(create, json!({ "i": { "title": "ok", "dueDate": "next tuesday" } })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "bad date: {body}");
+    let id = app.create_task(json!({ "title": "c" })).await;
+    let body = app
+        .graphql(
+            "mutation($t: ID!, $c: String!) { addComment(taskId: $t, content: $c) { id } }",
+            json!({ "t": id, "c": "c".repeat(10_001) }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    for first in [0, 101, -1] {
+        let body = app.graphql("query($f: Int) { tasks(first: $f) { totalCount } }", json!({ "f": first })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        assert!(error_message(&body).contains("first"));
+    }
+    let body = app.graphql("{ tasks(after: \"bogus!\") { totalCount } }", json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(error_message(&body).contains("cursor"));
+
+    let stats = app.ok("{ tasks { totalCount } feed { totalCount } }", json!({})).await;
+    assert_eq!(stats["tasks"]["totalCount"], 2, "only the two valid creates landed");
+    assert_eq!(stats["feed"]["totalCount"], 2);
+}
+
+#[tokio::test]
+async fn a_failure_mid_update_rolls_back_every_write() {
+    let app = spawn_app().await;
+    let id = app.create_task(json!({ "title": "keep", "tags": ["old"] })).await;
+    // Tags are written inside the transaction before the metadata is refused.
+    let body = app
+        .graphql(
+            "mutation($id: ID!, $i: UpdateTaskInput!) { updateTask(id: $id, input: $i) { id } }",
+            json!({ "id": id, "i": { "title": "changed", "tags": ["new"], "metadata": { "x": "m".repeat(20_000) } } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let task = app.ok("query($id: ID!) { task(id: $id) { title tags } }", json!({ "id": id })).await;
+    assert_eq!(task["task"], json!({ "title": "keep", "tags": ["old"] }));
+    let by_tag = app.ok("{ tasks(filter: {tag: \"new\"}) { totalCount } }", json!({})).await;
+    assert_eq!(by_tag["tasks"]["totalCount"], 0, "tag rows rolled back");
+    assert_eq!(
+        app.ok("{ feed { totalCount } }", json!({})).await["feed"]["totalCount"],
+        1,
+        "no activity for the failure"
+    );
+}
+
+#[tokio::test]
+async fn filters_match_status_priority_agent_tag_and_search() {
+    let app = spawn_app().await;
+    app.create_task(json!({ "title": "Fix LOGIN bug", "status": "TODO", "priority": "HIGH", "tags": ["auth"], "assignedAgent": "a1" })).await;
+    app.create_task(json!({ "title": "Write docs", "description": "explain the login flow", "status": "DONE", "priority": "LOW", "tags": ["docs"] })).await;
+    app.create_task(json!({ "title": "Refactor 100% of it_all", "status": "BLOCKED", "priority": "URGENT", "tags": ["auth", "tech-debt"], "assignedAgent": "a2" })).await;
+
+    let titles = |data: &Value| -> HashSet<String> {
+        data["tasks"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let q = "query($f: TaskFilter) { tasks(filter: $f) { totalCount edges { node { title } } } }";
+    let run = |f: Value| {
+        let app = &app;
+        async move { app.ok(q, json!({ "f": f })).await }
+    };
+    let d = run(json!({ "status": ["TODO", "BLOCKED"] })).await;
+    assert_eq!(titles(&d), HashSet::from(["Fix LOGIN bug".into(), "Refactor 100% of it_all".into()]));
+    assert_eq!(d["tasks"]["totalCount"], 2);
+    assert_eq!(titles(&run(json!({ "priority": ["LOW"] })).await), HashSet::from(["Write docs".into()]));
+    assert_eq!(titles(&run(json!({ "assignedAgent": "a2" })).await), HashSet::from(["Refactor 100% of it_all".into()]));
+    assert_eq!(run(json!({ "tag": "auth" })).await["tasks"]["totalCount"], 2);
+    assert_eq!(run(json!({ "tag": "nope" })).await["tasks"]["totalCount"], 0);
+    assert_eq!(
+        titles(&run(json!({ "search": "login" })).await),
+        HashSet::from(["Fix LOGIN bug".into(), "Write docs".into()]),
+        "title or description, any case"
+    );
+    assert_eq!(titles(&run(json!({ "search": "100%" })).await), HashSet::from(["Refactor 100% of it_all".into()]));
+    assert_eq!(run(json!({ "search": "%" })).await["tasks"]["totalCount"], 1, "% is literal");
+    assert_eq!(run(json!({ "search": "t_a" })).await["tasks"]["totalCount"], 1, "_ is literal");
+    assert_eq!(run(json!({ "tag": "auth", "status": ["TODO"] })).await["tasks"]["totalCount"], 1, "filters combine");
+}
+
+#[tokio::test]
+async fn ordering_by_priority_and_due_date() {
+    let app = spawn_app().await;
+    app.create_task(json!({ "title": "low", "priority": "LOW", "dueDate": "2031-01-01T00:00:00Z" })).await;
+    app.create_task(json!({ "title": "urgent", "priority": "URGENT" })).await;
+    app.create_task(json!({ "title": "high", "priority": "HIGH", "dueDate": "2030-01-01T00:00:00Z" })).await;
+    let q = "query($o: TaskOrder) { tasks(orderBy: $o) { edges { node { title } } } }";
+    let order = |data: Value| -> Vec<String> {
+        data["tasks"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        order(app.ok(q, json!({ "o": { "field": "PRIORITY", "direction": "DESC" } })).await),
+        ["urgent", "high", "low"]
+    );
+    assert_eq!(
+        order(app.ok(q, json!({ "o": { "field": "DUE_DATE", "direction": "ASC" } })).await),
+        ["high", "low", "urgent"],
+        "no due date sorts last"
+    );
+    assert_eq!(order(app.ok(q, json!({})).await), ["high", "urgent", "low"], "newest first by default");
+    assert_eq!(
+        order(app.ok(q, json!({ "o": { "field": "CREATED_AT", "direction": "ASC" } })).await),
+        ["low", "urgent", "high"]
+    );
+}
+
+#[tokio::test]
+async fn pagination_walks_every_task_once_in_order() {
+    let app = spawn_app().await;
+    let mut created = Vec::new();
+    for i in 0..23 {
+        // Few distinct priorities, so most rows tie on the sort key and the id breaks ties.
+        let priority = ["LOW", "HIGH"][i % 2];
+        created.push(app.create_task(json!({ "title": format!("t{i}"), "priority": priority })).await);
+    }
+    for (order, expected_total) in [
+        (json!({ "field": "PRIORITY", "direction": "ASC" }), 23),
+        (json!({ "field": "CREATED_AT", "direction": "DESC" }), 23),
+    ] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = app
+                .ok(
+                    "query($o: TaskOrder, $a: String) { tasks(orderBy: $o, first: 5, after: $a) { totalCount edges { cursor node { id priority } } pageInfo { hasNextPage hasPreviousPage endCursor } } }",
+                    json!({ "o": order, "a": after }),
+                )
+                .await;
+            let tasks = &page["tasks"];
+            assert_eq!(tasks["totalCount"], expected_total);
+            assert_eq!(tasks["pageInfo"]["hasPreviousPage"], after.is_some());
+            for edge in tasks["edges"].as_array().unwrap() {
+                seen.push((
+                    edge["node"]["priority"].as_str().unwrap().to_owned(),
+                    edge["node"]["id"].as_str().unwrap().to_owned(),
+                ));
+            }
+            if tasks["pageInfo"]["hasNextPage"] == false {
+                break;
+            }
+            after = Some(tasks["pageInfo"]["endCursor"].as_str().unwrap().to_owned());
+        }
+        let unique: HashSet<&String> = seen.iter().map(|(_, id)| id).collect();
+        assert_eq!(seen.len(), 23, "no gaps");
+        assert_eq!(unique.len(), 23, "no duplicates");
+        if order["field"] == "PRIORITY" {
+            assert!(seen[..12].iter().all(|(p, _)| p == "LOW") && seen[12..].iter().all(|(p, _)| p == "HIGH"));
+        } else {
+            let ids: Vec<String> = seen.into_iter().map(|(_, id)| id).collect();
+            let mut newest_first = created.clone();
+            newest_first.reverse();
+            assert_eq!(ids, newest_first);
+        }
+    }
+    // A cursor from one ordering is refused by another.
+    let page = app.ok("{ tasks(first: 1) { pageInfo { endCursor } } }", json!({})).await;
+    let cursor = page["tasks"]["pageInfo"]["endCursor"].as_str().unwrap();
+    let body = app
+        .graphql(
+            "query($a: String) { tasks(orderBy: {field: PRIORITY, direction: ASC}, after: $a) { totalCount } }",
+            json!({ "a": cursor }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+}

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
@@ -21,6 +20,9 @@ use crate::startup::AppState;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most operations in one batched request.
 pub const MAX_BATCH: usize = 10;
+
+/// GraphiQL with a login bar; the WebSocket takes its token from GraphiQL's headers editor.
+const GRAPHIQL_PAGE: &str = include_str!("graphiql.html");
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -212,8 +214,7 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
         if !state.limits.graphiql {
             return (StatusCode::NOT_FOUND, "GraphiQL is off in production (see --graphiql)").into_response();
         }
-        return Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
-            .into_response();
+        return Html(GRAPHIQL_PAGE).into_response();
     }
     let Some(media) = negotiate(&headers) else {
         return request_error(

@@ -27,7 +27,8 @@ pub enum RuntimeKind {
 }
 
 /// Mission Control server configuration.
-#[derive(Debug, Clone, Parser)]
+/// (No `Debug`: it would print the secrets.)
+#[derive(Clone, Parser)]
 #[command(name = "mission-control", version, about)]
 pub struct Config {
     /// Address to listen on (port 0 picks a free port).
@@ -109,6 +110,63 @@ pub struct Config {
     /// How long a WebSocket may wait before sending `connection_init`.
     #[arg(long, env = "MC_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_init_timeout: Duration,
+
+    /// Login attempts allowed per client address per minute.
+    #[arg(long, env = "MC_LOGIN_RATE_LIMIT", default_value_t = 5)]
+    pub login_rate_limit: u32,
+
+    /// GraphQL requests allowed per token per minute.
+    #[arg(long, env = "MC_REQUEST_RATE_LIMIT", default_value_t = 1200)]
+    pub request_rate_limit: u32,
+
+    /// WebSocket connections allowed per client address per minute.
+    #[arg(long, env = "MC_WS_RATE_LIMIT", default_value_t = 120)]
+    pub ws_rate_limit: u32,
+
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    #[arg(long, env = "MC_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
+    /// Allowed CORS origin, repeatable (comma-separated in the environment).
+    /// Default: any `http://localhost:*` and `http://127.0.0.1:*`.
+    #[arg(long = "cors-origin", env = "MC_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Deepest query allowed.
+    #[arg(long, env = "MC_MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+
+    /// Highest query complexity allowed (list fields cost their page size times their children).
+    #[arg(long, env = "MC_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
+    pub max_query_complexity: usize,
+
+    /// Most aliased fields in one document.
+    #[arg(long, env = "MC_MAX_ALIASES", default_value_t = 100)]
+    pub max_aliases: usize,
+
+    /// Most root fields in one operation.
+    #[arg(long, env = "MC_MAX_ROOT_FIELDS", default_value_t = 50)]
+    pub max_root_fields: usize,
+
+    /// Largest query document, in bytes.
+    #[arg(long, env = "MC_MAX_QUERY_BYTES", default_value_t = 100_000)]
+    pub max_query_bytes: usize,
+
+    /// Most operations in one batched request (0 turns batching off).
+    #[arg(long, env = "MC_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
+    /// Time allowed to execute one request.
+    #[arg(long, env = "MC_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Keep introspection on in production mode.
+    #[arg(long, env = "MC_INTROSPECTION")]
+    pub introspection: bool,
+
+    /// Keep GraphiQL on in production mode.
+    #[arg(long, env = "MC_GRAPHIQL")]
+    pub graphiql: bool,
 }
 
 /// Why a configuration cannot be used.

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{self, Viewer, bearer};
 use crate::error::AppError;
@@ -18,8 +21,6 @@ use crate::startup::AppState;
 
 /// Largest request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Most operations in one batched request.
-pub const MAX_BATCH: usize = 10;
 
 /// GraphiQL with a login bar; the WebSocket takes its token from GraphiQL's headers editor.
 const GRAPHIQL_PAGE: &str = include_str!("graphiql.html");
@@ -28,7 +29,9 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = cors_layer(&state.limits.cors_origins);
+    let production = state.limits.production;
+    let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(crate::ws::handler))
         .route("/api/auth/login", post(auth::http::login))
@@ -36,8 +39,75 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(cors)
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    for (name, value) in SECURITY_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    if production {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    router.with_state(state)
+}
+
+/// Headers on every response (GraphiQL sets a looser CSP of its own first).
+const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("cross-origin-resource-policy", "same-origin"),
+];
+
+/// The CSP of the GraphiQL page: its scripts come from unpkg, and it calls back to this server.
+const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https://unpkg.com; \
+    style-src 'unsafe-inline' https://unpkg.com; font-src https://unpkg.com data:; img-src 'self' data: https:; \
+    connect-src 'self' ws: wss:; frame-ancestors 'none'";
+
+/// True for `http://localhost[:port]` and `http://127.0.0.1[:port]`, the default allow-list.
+fn is_local_origin(origin: &str) -> bool {
+    ["http://localhost", "http://127.0.0.1"].iter().any(|base| {
+        origin.strip_prefix(base).is_some_and(|rest| {
+            rest.is_empty()
+                || rest.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+    })
+}
+
+/// CORS from the allow-list: the given origins, or local ones by default. No credentials:
+/// clients authenticate with a bearer token, not cookies.
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<String> = origins.iter().map(|o| o.trim_end_matches('/').to_owned()).collect();
+    let allow = AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+        let Ok(origin) = origin.to_str() else { return false };
+        if allowed.is_empty() { is_local_origin(origin) } else { allowed.iter().any(|o| o == origin) }
+    });
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST, axum::http::Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(Duration::from_secs(600))
+}
+
+/// `429` with `Retry-After`, GraphQL-shaped.
+fn rate_limited(media: MediaType, wait: Duration) -> Response {
+    let secs = crate::limits::retry_after_secs(wait);
+    let mut response = request_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        media,
+        &format!("too many requests: retry in {secs} s"),
+        "RATE_LIMITED",
+    );
+    if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// `GET /health`: liveness, no auth.
@@ -111,13 +181,31 @@ fn with_type(status: StatusCode, media: MediaType, body: String) -> Response {
     response
 }
 
-/// The caller, from `Authorization: Bearer <jwt>`.
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Viewer, AppError> {
-    let token =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).ok_or_else(|| {
-            AppError::Unauthenticated("missing bearer token: send Authorization: Bearer <jwt>".into())
-        })?;
-    Ok(state.auth.tokens.verify(token)?.into())
+/// Why a GraphQL request was turned away before execution.
+enum Refusal {
+    Unauthenticated(AppError),
+    RateLimited(Duration),
+}
+
+impl Refusal {
+    fn respond(self, media: MediaType) -> Response {
+        match self {
+            Refusal::Unauthenticated(err) => error_response(StatusCode::UNAUTHORIZED, media, &err),
+            Refusal::RateLimited(wait) => rate_limited(media, wait),
+        }
+    }
+}
+
+/// The caller, from `Authorization: Bearer <jwt>`, within the per-token rate limit.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).ok_or_else(|| {
+        Refusal::Unauthenticated(AppError::Unauthenticated(
+            "missing bearer token: send Authorization: Bearer <jwt>".into(),
+        ))
+    })?;
+    let viewer: Viewer = state.auth.tokens.verify(token).map_err(Refusal::Unauthenticated)?.into();
+    state.rate.requests.check(&crate::limits::RateLimits::token_key(token)).map_err(Refusal::RateLimited)?;
+    Ok(viewer)
 }
 
 /// Executes a parsed request and shapes the HTTP response.
@@ -126,11 +214,11 @@ async fn execute(state: &AppState, media: MediaType, viewer: Viewer, batch: Batc
     let response = match tokio::time::timeout(state.limits.execution_timeout, state.schema.execute_batch(batch)).await {
         Ok(response) => response,
         Err(_) => {
-            let err = AppError::Validation(format!(
-                "the request took longer than {} s and was stopped",
-                state.limits.execution_timeout.as_secs()
-            ));
-            return request_error(StatusCode::SERVICE_UNAVAILABLE, media, &err.to_string(), "TIMEOUT");
+            let msg = format!(
+                "the request took longer than {} ms and was stopped",
+                state.limits.execution_timeout.as_millis()
+            );
+            return request_error(StatusCode::SERVICE_UNAVAILABLE, media, &msg, "TIMEOUT");
         }
     };
     let (body, request_error) = match &response {
@@ -163,7 +251,11 @@ fn response_json(response: &async_graphql::Response) -> (serde_json::Value, bool
 }
 
 /// `POST /graphql`.
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Some(media) = negotiate(&headers) else {
         return request_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -185,7 +277,15 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     }
     let viewer = match authenticate(&state, &headers) {
         Ok(v) => v,
-        Err(err) => return error_response(StatusCode::UNAUTHORIZED, media, &err),
+        Err(refusal) => return refusal.respond(media),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let msg = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
+            return request_error(StatusCode::PAYLOAD_TOO_LARGE, media, &msg, "PAYLOAD_TOO_LARGE");
+        }
+        Err(rejection) => return request_error(rejection.status(), media, &rejection.body_text(), "BAD_REQUEST"),
     };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
@@ -199,9 +299,12 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
         }
     };
     if let BatchRequest::Batch(list) = &batch
-        && (list.len() > MAX_BATCH || list.is_empty())
+        && (list.len() > state.limits.max_batch || list.is_empty())
     {
-        let msg = format!("a batch holds 1 to {MAX_BATCH} operations, got {}", list.len());
+        let msg = match state.limits.max_batch {
+            0 => "batched requests are turned off".to_owned(),
+            max => format!("a batch holds 1 to {max} operations, got {}", list.len()),
+        };
         return request_error(StatusCode::BAD_REQUEST, media, &msg, "BATCH_TOO_LARGE");
     }
     execute(&state, media, viewer, batch).await
@@ -212,9 +315,12 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.contains("text/html") && query.is_none() {
         if !state.limits.graphiql {
-            return (StatusCode::NOT_FOUND, "GraphiQL is off in production (see --graphiql)").into_response();
+            return (StatusCode::NOT_FOUND, "GraphiQL is off in production (turn it on with --graphiql)")
+                .into_response();
         }
-        return Html(GRAPHIQL_PAGE).into_response();
+        let mut page = Html(GRAPHIQL_PAGE).into_response();
+        page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(GRAPHIQL_CSP));
+        return page;
     }
     let Some(media) = negotiate(&headers) else {
         return request_error(
@@ -226,7 +332,7 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
     };
     let viewer = match authenticate(&state, &headers) {
         Ok(v) => v,
-        Err(err) => return error_response(StatusCode::UNAUTHORIZED, media, &err),
+        Err(refusal) => return refusal.respond(media),
     };
     let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
         Ok(request) => request,

@@ -24,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod feed;
 pub mod http;
+pub mod limits;
 pub mod pagination;
 pub mod schema;
 pub mod startup;

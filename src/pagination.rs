@@ -22,6 +22,12 @@ pub fn page_size(first: Option<i32>) -> Result<u64, AppError> {
     }
 }
 
+/// Complexity of a list field: its page size times the cost of one item.
+pub fn cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let page = first.map_or(DEFAULT_PAGE as i32, |n| n.clamp(1, MAX_PAGE as i32)) as usize;
+    page.saturating_mul(child_complexity.max(1))
+}
+
 /// Encodes cursor parts joined by `:`.
 pub fn encode(parts: &[&str]) -> String {
     URL_SAFE_NO_PAD.encode(parts.join(":"))

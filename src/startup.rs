@@ -16,6 +16,7 @@ use crate::agents::{AgentHub, none::NoRuntime};
 use crate::auth::{PasswordCheck, TokenService};
 use crate::config::{Config, RuntimeKind};
 use crate::events::EventBus;
+use crate::limits::RateLimits;
 use crate::schema::{self, AppSchema};
 
 /// Login checks and the token service.
@@ -30,6 +31,9 @@ pub struct AuthState {
 pub struct Limits {
     pub execution_timeout: Duration,
     pub graphiql: bool,
+    pub production: bool,
+    pub max_batch: usize,
+    pub cors_origins: Vec<String>,
     pub ws_max_subscriptions: usize,
     pub ws_keepalive: Duration,
     pub ws_init_timeout: Duration,
@@ -43,6 +47,7 @@ pub struct AppState {
     pub bus: EventBus,
     pub hub: Arc<AgentHub>,
     pub auth: Arc<AuthState>,
+    pub rate: Arc<RateLimits>,
     pub limits: Limits,
     pub started: Instant,
 }
@@ -127,15 +132,22 @@ impl App {
             crate::agents::demo::seed(&hub, &db, &bus).await.map_err(|e| StartupError::Runtime(e.to_string()))?;
         }
 
-        let mut builder = schema::build()
-            .data(db.clone())
-            .data(bus.clone())
-            .data(Arc::clone(&hub))
-            .limit_depth(12)
-            .limit_complexity(5_000)
-            .limit_recursive_depth(32);
+        let mut builder = schema::build_with(schema::QueryLimits {
+            max_aliases: config.max_aliases,
+            max_root_fields: config.max_root_fields,
+            max_query_bytes: config.max_query_bytes,
+            max_depth: config.max_query_depth,
+        })
+        .data(db.clone())
+        .data(bus.clone())
+        .data(Arc::clone(&hub))
+        .limit_complexity(config.max_query_complexity)
+        .limit_recursive_depth(32);
         if config.production {
-            builder = builder.disable_introspection().disable_suggestions();
+            builder = builder.disable_suggestions();
+            if !config.introspection {
+                builder = builder.disable_introspection();
+            }
         }
         let schema = builder.finish();
 
@@ -147,9 +159,18 @@ impl App {
             bus,
             hub,
             auth: Arc::new(AuthState { admin_password, viewer_password, tokens }),
+            rate: Arc::new(RateLimits::new(
+                config.login_rate_limit,
+                config.request_rate_limit,
+                config.ws_rate_limit,
+                config.trust_proxy,
+            )),
             limits: Limits {
-                execution_timeout: Duration::from_secs(10),
-                graphiql: !config.production,
+                execution_timeout: config.request_timeout,
+                graphiql: !config.production || config.graphiql,
+                production: config.production,
+                max_batch: config.max_batch,
+                cors_origins: config.cors_origins.clone(),
                 ws_max_subscriptions: config.ws_max_subscriptions,
                 ws_keepalive: config.ws_keepalive,
                 ws_init_timeout: config.ws_init_timeout,
@@ -177,13 +198,26 @@ impl App {
     /// Serves until `stop` resolves, then drains connections and stops the poller.
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (trigger, signal): (Trigger, _) = shutdown::channel();
-        let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal));
+        let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal.clone()));
+        let rate = Arc::clone(&self.state.rate);
+        let mut janitor_stop = signal;
+        let janitor = tokio::spawn(async move {
+            // Idle rate-limit keys are forgotten so the maps stay small.
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => rate.shrink(),
+                    _ = janitor_stop.wait() => break,
+                }
+            }
+        });
         let router = crate::http::router(self.state);
         let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(stop)
             .await;
         trigger.fire();
         let _ = poller.await;
+        let _ = janitor.await;
         served
     }
 }

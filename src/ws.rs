@@ -32,7 +32,19 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
 
 /// `GET /graphql/ws`: upgrades and serves the socket.
-pub async fn handler(State(state): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+pub async fn handler(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let client = state.rate.client_ip(peer, &headers);
+    if let Err(wait) = state.rate.websockets.check(&client) {
+        tracing::warn!(client = %client, "WebSocket refused: rate limit");
+        let secs = crate::limits::retry_after_secs(wait).to_string();
+        let body = format!("too many WebSocket connections: retry in {secs} s");
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs)], body).into_response();
+    }
     let requested = headers.get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok());
     let protocol = match requested {
         // No subprotocol named: assume the current one (graphql-transport-ws).

@@ -101,6 +101,7 @@ impl Agent {
         })
     }
     /// Recorded metrics, newest first.
+    #[graphql(complexity = "crate::pagination::cost(first, child_complexity)")]
     async fn metrics_history(
         &self,
         ctx: &Context<'_>,
@@ -119,6 +120,7 @@ impl Agent {
         Ok(connection)
     }
     /// The last `limit` messages (default 50, max 1000), oldest first.
+    #[graphql(complexity = "limit.unwrap_or(50).clamp(1, MAX_TRANSCRIPT) as usize * child_complexity")]
     async fn transcript(&self, ctx: &Context<'_>, limit: Option<i32>) -> async_graphql::Result<Vec<TranscriptMessage>> {
         let limit = limit.unwrap_or(50);
         if !(1..=MAX_TRANSCRIPT).contains(&limit) {

@@ -31,8 +31,20 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<impl IntoResponse, AppError> {
+) -> Result<axum::response::Response, AppError> {
+    let client = state.rate.client_ip(peer, &headers);
+    if let Err(wait) = state.rate.login.check(&client) {
+        tracing::warn!(client = %client, "login refused: rate limit");
+        let secs = crate::limits::retry_after_secs(wait);
+        let err = AppError::RateLimited(format!("too many login attempts: retry in {secs} s"));
+        let mut response = err.into_response();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
     let Json(body) = body.map_err(|e| AppError::Validation(format!("login body: {}", e.body_text())))?;
     let subject = match body.username.as_deref().map(str::trim) {
         None | Some("") => "admin".to_owned(),
@@ -46,12 +58,12 @@ pub async fn login(
     } else if state.auth.viewer_password.as_ref().is_some_and(|check| check.verify(&body.password)) {
         Role::Viewer
     } else {
-        tracing::warn!(client = %peer.ip(), "login failed: wrong password");
+        tracing::warn!(client = %client, "login failed: wrong password");
         return Err(AppError::Unauthenticated("invalid credentials".into()));
     };
     let (token, expires) = state.auth.tokens.issue(&subject, role, Utc::now())?;
-    tracing::info!(client = %peer.ip(), subject = %subject, role = role.as_str(), "login");
-    Ok(Json(json!({ "token": token, "expiresAt": rfc3339(expires) })))
+    tracing::info!(client = %client, subject = %subject, role = role.as_str(), "login");
+    Ok(Json(json!({ "token": token, "expiresAt": rfc3339(expires) })).into_response())
 }
 
 /// `GET /api/auth/verify`: whether the bearer token is valid, and whose it is.

@@ -36,6 +36,7 @@ pub struct FeedQuery;
 #[Object]
 impl FeedQuery {
     /// The activity feed, newest first.
+    #[graphql(complexity = "crate::pagination::cost(first, child_complexity)")]
     async fn feed(
         &self,
         ctx: &Context<'_>,

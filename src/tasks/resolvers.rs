@@ -33,6 +33,7 @@ pub struct TaskQuery;
 #[Object]
 impl TaskQuery {
     /// Tasks, newest first by default; `first` 1..100 (default 50).
+    #[graphql(complexity = "crate::pagination::cost(first, child_complexity)")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,

@@ -93,6 +93,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
     config.viewer_password = Some(VIEWER_PASSWORD.into());
     config.db_pool = 5;
     tweak(&mut config);
+    let password = config.effective_password().to_owned();
     let app = App::build_with_runtime(config, runtime).await.expect("build app");
     let port = app.port();
     let tokens = app.state().auth.tokens.clone();
@@ -118,7 +119,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
             .map(std::path::PathBuf::from),
         _stop: stop,
     };
-    app.token = app.login_token(PASSWORD).await;
+    app.token = app.login_token(&password).await;
     app
 }
 

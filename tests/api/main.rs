@@ -3,6 +3,8 @@
 mod agents;
 mod auth;
 mod feed;
+mod fuzz;
+mod hardening;
 mod helpers;
 mod schema;
 mod subscriptions;

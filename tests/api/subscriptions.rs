@@ -222,7 +222,7 @@ async fn resume_with_after_replays_then_continues_without_gaps_or_duplicates() {
 
 #[tokio::test]
 async fn two_hundred_subscribers_all_receive_one_event() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.ws_rate_limit = 1000, None).await;
     let mut sockets = Vec::new();
     for _ in 0..200 {
         let mut ws = app.ws_ready().await;

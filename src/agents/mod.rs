@@ -251,5 +251,104 @@ pub fn clawdbot_runtime(
     settings.bin = config.clawdbot_bin.clone();
     settings.gateway_token = config.clawdbot_gateway_token.clone();
     settings.call_timeout = config.agent_call_timeout;
-    Ok(Arc::new(clawdbot::ClawdbotRuntime::new(settings)))
+    Ok(Arc::new(clawdbot::ClawdbotRuntime::new(settings).with_file_watch()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use tokio::sync::Notify;
+
+    use super::runtime::*;
+    use super::*;
+
+    /// A runtime that counts list calls and can signal a change.
+    struct Counting {
+        lists: AtomicUsize,
+        changed: Arc<Notify>,
+    }
+
+    #[async_trait]
+    impl AgentRuntime for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError> {
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+        async fn spawn(&self, _: SpawnRequest) -> Result<RunHandle, RuntimeError> {
+            Err(RuntimeError::Failed("unused".into()))
+        }
+        async fn send(&self, _: &str, _: &str) -> Result<RunHandle, RuntimeError> {
+            Err(RuntimeError::Failed("unused".into()))
+        }
+        async fn kill(&self, _: &str) -> Result<(), RuntimeError> {
+            Err(RuntimeError::Failed("unused".into()))
+        }
+        async fn transcript(&self, _: &str, _: usize) -> Result<Vec<TranscriptEntry>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        async fn wait(&self, _: &str, _: u64) -> Result<RunOutcome, RuntimeError> {
+            Ok(RunOutcome::Timeout)
+        }
+        fn change_notifier(&self) -> Option<Arc<Notify>> {
+            Some(Arc::clone(&self.changed))
+        }
+    }
+
+    /// Lets spawned tasks run until `lists` reaches `n`, or 100 ms of (paused) time pass.
+    async fn settle(runtime: &Counting, n: usize) -> usize {
+        for _ in 0..100 {
+            if runtime.lists.load(Ordering::SeqCst) >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        runtime.lists.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn the_poller_runs_on_its_interval_and_when_the_runtime_signals() {
+        let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
+        let runtime = Arc::new(Counting { lists: AtomicUsize::new(0), changed: Arc::new(Notify::new()) });
+        let hub = Arc::new(AgentHub::new(runtime.clone(), EventBus::default(), db));
+        tokio::time::pause();
+        let (trigger, signal) = tokio_util_shutdown::channel();
+        let poller = tokio::spawn(Arc::clone(&hub).run_until_stopped(Duration::from_secs(5), signal));
+
+        assert_eq!(settle(&runtime, 1).await, 1, "a first poll at once");
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(settle(&runtime, 2).await, 1, "nothing before the interval");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(settle(&runtime, 2).await, 2, "a poll every 5 s");
+        runtime.changed.notify_one();
+        assert_eq!(settle(&runtime, 3).await, 3, "a change signal polls at once");
+
+        trigger.fire();
+        poller.await.unwrap();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(settle(&runtime, 4).await, 3, "no polls after shutdown");
+    }
+
+    #[test]
+    fn diff_reports_added_removed_and_changed_ids() {
+        let agent = |id: &str, status| AgentInfo {
+            id: id.into(),
+            label: None,
+            status,
+            model: None,
+            session_id: None,
+            updated_at: None,
+            input_tokens: None,
+            output_tokens: None,
+            usage: Usage::default(),
+        };
+        let before = vec![agent("a", AgentState::Idle), agent("b", AgentState::Running), agent("c", AgentState::Idle)];
+        let after = vec![agent("a", AgentState::Idle), agent("b", AgentState::Done), agent("d", AgentState::Running)];
+        assert_eq!(diff(&before, &after), ["b", "c", "d"]);
+        assert!(diff(&after, &after).is_empty());
+    }
 }

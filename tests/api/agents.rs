@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mission_control::agents::clawdbot::{ClawdbotConfig, ClawdbotRuntime};
 use mission_control::agents::simulated::{SimulatedConfig, SimulatedRuntime};
 use mission_control::config::RuntimeKind;
 use serde_json::{Value, json};
@@ -81,6 +82,7 @@ fn make_executable(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// The Clawdbot runtime over `home`, as the server builds it (with file watching).
 async fn clawdbot_app(home: &ClawdbotHome) -> TestApp {
     let (dir, bin) = (home.dir.clone(), home.bin.clone());
     spawn_app_with(
@@ -94,6 +96,15 @@ async fn clawdbot_app(home: &ClawdbotHome) -> TestApp {
         None,
     )
     .await
+}
+
+/// The same without file watching, for tests that drive `poll_once()` themselves.
+async fn clawdbot_app_unwatched(home: &ClawdbotHome) -> TestApp {
+    let mut settings = ClawdbotConfig::new(home.dir.clone());
+    settings.bin = home.bin.clone();
+    settings.gateway_token = Some("gw-secret-token".into());
+    let runtime = ClawdbotRuntime::new(settings);
+    spawn_app_with(|c| c.agent_poll_interval = Duration::from_secs(3600), Some(Arc::new(runtime))).await
 }
 
 const AGENT_FIELDS: &str =
@@ -218,7 +229,7 @@ async fn a_failing_or_missing_cli_is_an_agent_runtime_error() {
 #[tokio::test]
 async fn store_changes_reach_agent_status_subscribers_and_corruption_keeps_the_snapshot() {
     let home = ClawdbotHome::new();
-    let app = clawdbot_app(&home).await;
+    let app = clawdbot_app_unwatched(&home).await;
     let mut ws = app.ws_ready().await;
     ws.subscribe("s", "subscription { agentStatus { agents { id status } changed } }", json!({})).await;
     let first = ws.next_data("s").await;
@@ -391,4 +402,35 @@ async fn recorded_metrics_sum_page_and_link_tasks() {
 
     let linked = app.ok("query($id: ID!) { task(id: $id) { agent { id label } } }", json!({ "id": task })).await;
     assert_eq!(linked["task"]["agent"], json!({ "id": agent, "label": "final-demo" }));
+}
+
+#[tokio::test]
+async fn a_store_change_wakes_the_poller_through_the_file_watch() {
+    let home = ClawdbotHome::new();
+    let app = clawdbot_app(&home).await; // polls only hourly: the watch must do it
+    let mut ws = app.ws_ready().await;
+    ws.subscribe("s", "subscription { agentStatus { agents { id status } changed } }", json!({})).await;
+    assert_eq!(ws.next_data("s").await["agentStatus"]["agents"].as_array().unwrap().len(), 6);
+    let mut store: Value = serde_json::from_str(&std::fs::read_to_string(home.store()).unwrap()).unwrap();
+    store["agent:main:subagent:watched"] =
+        json!({ "sessionId": "w", "updatedAt": chrono::Utc::now().timestamp_millis() });
+    home.write_store(&store);
+    let event = ws.next_data("s").await;
+    assert_eq!(event["agentStatus"]["changed"], json!(["agent:main:subagent:watched"]));
+}
+
+#[tokio::test]
+async fn demo_mode_starts_with_agents_and_tasks() {
+    let app = spawn_app_with(|c| c.demo = true, None).await;
+    let data = app
+        .ok(
+            "{ agents { id label status } tasks { totalCount edges { node { assignedAgent agent { label } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["agents"].as_array().unwrap().len(), 3);
+    assert_eq!(data["tasks"]["totalCount"], 3);
+    for edge in data["tasks"]["edges"].as_array().unwrap() {
+        assert!(edge["node"]["agent"]["label"].is_string(), "every sample task is linked to a live agent: {edge}");
+    }
 }

@@ -18,6 +18,7 @@ mod status;
 mod store;
 mod transcript;
 mod usage;
+mod watch;
 
 #[cfg(test)]
 mod test_support;
@@ -121,6 +122,8 @@ pub struct ClawdbotRuntime {
     tracker: Mutex<Tracker>,
     /// Shared with the blocking scan task.
     usage: Arc<Mutex<UsageCache>>,
+    /// Wakes the poller on store and transcript changes (absent: polling only).
+    watcher: Option<watch::StoreWatcher>,
 }
 
 impl ClawdbotRuntime {
@@ -139,7 +142,15 @@ impl ClawdbotRuntime {
             clock: Arc::new(Utc::now),
             tracker: Mutex::new(Tracker::default()),
             usage: Arc::new(Mutex::new(UsageCache::default())),
+            watcher: None,
         }
+    }
+
+    /// Also watches the state folder, so the poller wakes as soon as the store or a transcript
+    /// changes. Without it (or where watching fails) the poll interval alone applies.
+    pub fn with_file_watch(mut self) -> Self {
+        self.watcher = watch::StoreWatcher::start(&self.config.state_dir);
+        self
     }
 
     /// Replaces the clock used for "now" (status recency, when kills and outcomes happened),
@@ -269,6 +280,10 @@ fn idempotency_key() -> String {
 impl AgentRuntime for ClawdbotRuntime {
     fn name(&self) -> &'static str {
         "clawdbot"
+    }
+
+    fn change_notifier(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.watcher.as_ref().map(watch::StoreWatcher::notifier)
     }
 
     async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError> {

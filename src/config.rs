@@ -87,9 +87,14 @@ pub struct Config {
     #[arg(long, env = "MC_AGENT_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub agent_poll_interval: Duration,
 
-    /// Redis URL for sharing events between instances (not yet supported: see issue 6).
-    #[arg(long, env = "REDIS_URL")]
+    /// Redis URL: events, the agent-poller leader lock and rate limits are shared by every
+    /// instance using it. Without it everything stays in-process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel (several fleets can share one Redis).
+    #[arg(long, env = "MC_REDIS_PREFIX", default_value = "mission-control")]
+    pub redis_prefix: String,
 
     /// Start with the simulated runtime and sample tasks.
     #[arg(long, env = "MC_DEMO")]

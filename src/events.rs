@@ -3,6 +3,11 @@
 //!
 //! Mutations never publish directly: they queue events on their
 //! [`UnitOfWork`](crate::db::UnitOfWork), which publishes after commit.
+//!
+//! Subscribers always read a local broadcast channel. How a published event reaches it is an
+//! [`EventTransport`]: straight into the channel (one instance), or through Redis pub/sub so
+//! that every instance of a fleet delivers it (see [`crate::redis_bus`]). Nothing else in the
+//! code knows which is in use.
 
 use std::sync::Arc;
 
@@ -12,7 +17,7 @@ use crate::agents::runtime::AgentInfo;
 use crate::entity::{activity, task};
 
 /// Kinds of task change, mirrored by the GraphQL `TaskEventKind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
 pub enum TaskEventKind {
     Created,
     Updated,
@@ -20,7 +25,7 @@ pub enum TaskEventKind {
 }
 
 /// A committed change to a task.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TaskChange {
     pub kind: TaskEventKind,
     pub task_id: String,
@@ -29,27 +34,64 @@ pub struct TaskChange {
 }
 
 /// A new agent snapshot and the ids that changed since the previous one.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AgentsChange {
     pub agents: Arc<Vec<AgentInfo>>,
     pub changed: Vec<String>,
 }
 
 /// Everything that flows to subscribers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     Task(Arc<TaskChange>),
     Activity(Arc<activity::Model>),
     Agents(Arc<AgentsChange>),
+    /// Local only: the bus may have missed events (it was cut off from the other instances);
+    /// subscribers catch up from the database.
+    #[serde(skip)]
+    Resync,
+}
+
+/// How published events reach the local channel of every instance.
+pub trait EventTransport: Send + Sync + 'static {
+    /// Sends a committed event on its way. Never blocks and never fails: a transport that
+    /// cannot reach the other instances delivers locally and says so in the log.
+    fn publish(&self, event: Event);
+    /// `in-process` or `redis`, for `/health`.
+    fn name(&self) -> &'static str;
+    /// Whether the transport currently reaches the other instances.
+    fn healthy(&self) -> bool {
+        true
+    }
+}
+
+/// The single-instance transport: straight into the local channel.
+struct InProcess(broadcast::Sender<Event>);
+
+impl EventTransport for InProcess {
+    fn publish(&self, event: Event) {
+        // No subscriber is a normal state.
+        let _ = self.0.send(event);
+    }
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
 }
 
 /// Default number of events a slow subscriber may fall behind before it lags.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
-/// A broadcast channel of [`Event`]s.
-#[derive(Debug, Clone)]
+/// The event bus: a local broadcast channel of [`Event`]s and the transport that feeds it.
+#[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    transport: Arc<dyn EventTransport>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus").field("transport", &self.transport.name()).finish_non_exhaustive()
+    }
 }
 
 impl Default for EventBus {
@@ -59,15 +101,35 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// A bus whose subscribers may fall `capacity` events behind before they lag.
+    /// An in-process bus whose subscribers may fall `capacity` events behind before they lag.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        EventBus { tx }
+        EventBus { transport: Arc::new(InProcess(tx.clone())), tx }
     }
 
-    /// Sends to every current subscriber. Having none is normal.
+    /// A bus fed by `transport`, which delivers into `tx` (from [`EventBus::channel`]).
+    pub fn with_transport(tx: broadcast::Sender<Event>, transport: Arc<dyn EventTransport>) -> Self {
+        EventBus { tx, transport }
+    }
+
+    /// A local channel for [`EventBus::with_transport`].
+    pub fn channel(capacity: usize) -> broadcast::Sender<Event> {
+        broadcast::channel(capacity.max(1)).0
+    }
+
+    /// Publishes a committed event to every subscriber (of every instance).
     pub fn publish(&self, event: Event) {
-        let _ = self.tx.send(event);
+        self.transport.publish(event);
+    }
+
+    /// The transport's name (`in-process`, `redis`).
+    pub fn transport_name(&self) -> &'static str {
+        self.transport.name()
+    }
+
+    /// Whether the transport reaches the other instances.
+    pub fn healthy(&self) -> bool {
+        self.transport.healthy()
     }
 
     /// A new receiver of every event published from now on.

@@ -116,6 +116,11 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),
+        "instance": state.instance,
+        "eventBus": state.bus.transport_name(),
+        "eventBusHealthy": state.bus.healthy(),
+        "agentRuntime": state.hub.runtime().name(),
+        "agentPollerLeader": state.hub.is_leader(),
     }))
 }
 
@@ -197,14 +202,14 @@ impl Refusal {
 }
 
 /// The caller, from `Authorization: Bearer <jwt>`, within the per-token rate limit.
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {
     let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).ok_or_else(|| {
         Refusal::Unauthenticated(AppError::Unauthenticated(
             "missing bearer token: send Authorization: Bearer <jwt>".into(),
         ))
     })?;
     let viewer: Viewer = state.auth.tokens.verify(token).map_err(Refusal::Unauthenticated)?.into();
-    state.rate.requests.check(&crate::limits::RateLimits::token_key(token)).map_err(Refusal::RateLimited)?;
+    state.rate.check_request(token).await.map_err(Refusal::RateLimited)?;
     Ok(viewer)
 }
 
@@ -275,7 +280,7 @@ async fn graphql_post(
             "UNSUPPORTED_MEDIA_TYPE",
         );
     }
-    let viewer = match authenticate(&state, &headers) {
+    let viewer = match authenticate(&state, &headers).await {
         Ok(v) => v,
         Err(refusal) => return refusal.respond(media),
     };
@@ -330,7 +335,7 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
             "NOT_ACCEPTABLE",
         );
     };
-    let viewer = match authenticate(&state, &headers) {
+    let viewer = match authenticate(&state, &headers).await {
         Ok(v) => v,
         Err(refusal) => return refusal.respond(media),
     };

@@ -26,6 +26,7 @@ pub mod feed;
 pub mod http;
 pub mod limits;
 pub mod pagination;
+pub mod redis_bus;
 pub mod schema;
 pub mod startup;
 pub mod subscriptions;

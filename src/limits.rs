@@ -35,12 +35,15 @@ impl<K: Hash + Eq + Clone> Limit<K> {
     }
 }
 
-/// Every rate limit of the server.
+/// Every rate limit of the server. With Redis the counters are shared by the fleet (a fixed
+/// window per minute); the instance's own counters stand in whenever Redis does not answer.
 pub struct RateLimits {
-    pub login: Limit<IpAddr>,
-    pub requests: Limit<u64>,
-    pub websockets: Limit<IpAddr>,
+    login: Limit<IpAddr>,
+    requests: Limit<u64>,
+    websockets: Limit<IpAddr>,
+    per_minute: [u32; 3],
     trust_proxy: bool,
+    redis: Option<crate::redis_bus::Redis>,
 }
 
 impl RateLimits {
@@ -50,8 +53,49 @@ impl RateLimits {
             login: Limit::per_minute(login),
             requests: Limit::per_minute(requests),
             websockets: Limit::per_minute(websockets),
+            per_minute: [login, requests, websockets],
             trust_proxy,
+            redis: None,
         }
+    }
+
+    /// Shares the counters through `redis`.
+    pub fn shared(mut self, redis: crate::redis_bus::Redis) -> Self {
+        self.redis = Some(redis);
+        self
+    }
+
+    async fn shared_or<K: Hash + Eq + Clone>(
+        &self,
+        name: &str,
+        key: &K,
+        limit: &Limit<K>,
+        max: u32,
+    ) -> Result<(), Duration>
+    where
+        K: std::fmt::Display,
+    {
+        if let Some(redis) = &self.redis
+            && let Some(result) = crate::redis_bus::shared_count(redis, &format!("{name}:{key}"), max).await
+        {
+            return result;
+        }
+        limit.check(key)
+    }
+
+    /// A login attempt from `ip`.
+    pub async fn check_login(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.shared_or("login", &ip, &self.login, self.per_minute[0]).await
+    }
+
+    /// A GraphQL request with `token`.
+    pub async fn check_request(&self, token: &str) -> Result<(), Duration> {
+        self.shared_or("req", &Self::token_key(token), &self.requests, self.per_minute[1]).await
+    }
+
+    /// A WebSocket connection from `ip`.
+    pub async fn check_websocket(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.shared_or("ws", &ip, &self.websockets, self.per_minute[2]).await
     }
 
     /// The client address: the peer, or with `--trust-proxy` the first `X-Forwarded-For` entry.

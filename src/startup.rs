@@ -50,6 +50,8 @@ pub struct AppState {
     pub rate: Arc<RateLimits>,
     pub limits: Limits,
     pub started: Instant,
+    /// This process's id in a fleet (the leader lease names it).
+    pub instance: String,
 }
 
 /// Why the server cannot start.
@@ -65,6 +67,8 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Runtime(String),
+    #[error("cannot reach Redis at the configured REDIS_URL: {0}")]
+    Redis(String),
 }
 
 /// A built, bound, not yet serving server.
@@ -72,6 +76,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     poll_interval: Duration,
+    stop: (Trigger, shutdown::Signal),
 }
 
 fn choose_runtime(config: &Config) -> Result<Arc<dyn AgentRuntime>, StartupError> {
@@ -120,13 +125,44 @@ impl App {
         let tokens = TokenService::new(&secret, config.token_ttl);
 
         let db = crate::db::connect(&config.database_url, config.db_pool).await?;
-        let bus = EventBus::default();
+        let instance = uuid::Uuid::new_v4().to_string();
+        let stop = shutdown::channel();
+        let redis = match &config.redis_url {
+            Some(url) => Some(
+                crate::redis_bus::Redis::connect(url, &config.redis_prefix)
+                    .await
+                    .map_err(|e| StartupError::Redis(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let bus = match &redis {
+            Some(redis) => {
+                let local = EventBus::channel(crate::events::DEFAULT_CAPACITY);
+                let transport = crate::redis_bus::RedisTransport::start(
+                    redis.clone(),
+                    instance.clone(),
+                    local.clone(),
+                    stop.1.clone(),
+                );
+                EventBus::with_transport(local, Arc::new(transport))
+            }
+            None => EventBus::default(),
+        };
+        tracing::info!(event_bus = bus.transport_name(), instance = %instance, "event bus");
         let runtime = match runtime {
             Some(runtime) => runtime,
             None => choose_runtime(&config)?,
         };
         tracing::info!(runtime = runtime.name(), "agent runtime");
-        let hub = Arc::new(AgentHub::new(runtime, bus.clone(), db.clone()));
+        let leadership = match &redis {
+            Some(redis) => crate::agents::Leadership::Lease(crate::redis_bus::LeaderLock::new(
+                redis.clone(),
+                instance.clone(),
+                Duration::from_secs(10),
+            )),
+            None => crate::agents::Leadership::Always,
+        };
+        let hub = Arc::new(AgentHub::new(runtime, bus.clone(), db.clone()).with_leadership(leadership));
         hub.poll_once().await;
         if config.demo {
             crate::agents::demo::seed(&hub, &db, &bus).await.map_err(|e| StartupError::Runtime(e.to_string()))?;
@@ -159,12 +195,18 @@ impl App {
             bus,
             hub,
             auth: Arc::new(AuthState { admin_password, viewer_password, tokens }),
-            rate: Arc::new(RateLimits::new(
-                config.login_rate_limit,
-                config.request_rate_limit,
-                config.ws_rate_limit,
-                config.trust_proxy,
-            )),
+            rate: Arc::new({
+                let limits = RateLimits::new(
+                    config.login_rate_limit,
+                    config.request_rate_limit,
+                    config.ws_rate_limit,
+                    config.trust_proxy,
+                );
+                match redis {
+                    Some(redis) => limits.shared(redis),
+                    None => limits,
+                }
+            }),
             limits: Limits {
                 execution_timeout: config.request_timeout,
                 graphiql: !config.production || config.graphiql,
@@ -176,8 +218,9 @@ impl App {
                 ws_init_timeout: config.ws_init_timeout,
             },
             started: Instant::now(),
+            instance,
         };
-        Ok(App { listener, state, poll_interval: config.agent_poll_interval })
+        Ok(App { listener, state, poll_interval: config.agent_poll_interval, stop })
     }
 
     /// The bound port.
@@ -197,7 +240,7 @@ impl App {
 
     /// Serves until `stop` resolves, then drains connections and stops the poller.
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let (trigger, signal): (Trigger, _) = shutdown::channel();
+        let (trigger, signal) = self.stop;
         let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal.clone()));
         let rate = Arc::clone(&self.state.rate);
         let mut janitor_stop = signal;

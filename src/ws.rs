@@ -39,7 +39,7 @@ pub async fn handler(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let client = state.rate.client_ip(peer, &headers);
-    if let Err(wait) = state.rate.websockets.check(&client) {
+    if let Err(wait) = state.rate.check_websocket(client).await {
         tracing::warn!(client = %client, "WebSocket refused: rate limit");
         let secs = crate::limits::retry_after_secs(wait).to_string();
         let body = format!("too many WebSocket connections: retry in {secs} s");

@@ -3,6 +3,9 @@
 //! The [`AgentHub`] owns the last good snapshot of every agent. A poller calls
 //! [`AgentHub::poll_once`] on an interval (and when the runtime signals a change); it publishes
 //! an `agentStatus` event only when something changed.
+//!
+//! In a fleet (Redis configured) only the instance holding the leader lease polls and follows
+//! runs; the others take their snapshots from the bus.
 
 pub mod clawdbot;
 pub mod none;
@@ -26,6 +29,17 @@ use runtime::{AgentInfo, AgentRuntime, AgentState};
 
 /// Consecutive failed polls after which agents are shown as UNKNOWN.
 pub const UNKNOWN_AFTER_FAILURES: u32 = 3;
+/// How often the leader lease is taken or renewed (the lease lives 10 s: a dead leader is
+/// replaced within 13 s).
+pub const LEASE_RENEW: Duration = Duration::from_secs(3);
+
+/// Who polls the runtime.
+pub enum Leadership {
+    /// This instance alone (no Redis).
+    Always,
+    /// Whoever holds the Redis lease.
+    Lease(crate::redis_bus::LeaderLock),
+}
 
 /// Bookkeeping of the poller, behind one lock so two polls never overlap.
 #[derive(Default)]
@@ -42,6 +56,8 @@ pub struct AgentHub {
     poll: Mutex<PollState>,
     bus: EventBus,
     db: DatabaseConnection,
+    leadership: Leadership,
+    leader: std::sync::atomic::AtomicBool,
 }
 
 impl AgentHub {
@@ -54,6 +70,30 @@ impl AgentHub {
             poll: Mutex::new(PollState::default()),
             bus,
             db,
+            leadership: Leadership::Always,
+            leader: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Polls only while holding `leadership` (the lease is first tried by the poller loop).
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leader.store(matches!(leadership, Leadership::Always), std::sync::atomic::Ordering::SeqCst);
+        self.leadership = leadership;
+        self
+    }
+
+    /// Whether this instance polls the runtime and follows runs.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Takes a snapshot published by the leader (followers only: the leader is the source).
+    fn apply_remote(&self, change: &AgentsChange) {
+        if self.is_leader() {
+            return;
+        }
+        if let Ok(mut snapshot) = self.snapshot.write() {
+            *snapshot = Arc::clone(&change.agents);
         }
     }
 
@@ -113,6 +153,9 @@ impl AgentHub {
     /// A failed read keeps the last good snapshot, logs once, and after
     /// [`UNKNOWN_AFTER_FAILURES`] failures in a row marks every agent UNKNOWN.
     pub async fn poll_once(&self) -> Vec<String> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
         let mut state = self.poll.lock().await;
         let previous = self.snapshot();
         let next = match self.runtime.list().await {
@@ -179,19 +222,57 @@ impl AgentHub {
         }
     }
 
-    /// Polls every `interval` (and whenever the runtime signals a change) until `shutdown` fires.
+    /// Polls every `interval` (and whenever the runtime signals a change) until `shutdown`
+    /// fires; keeps the leader lease, and follows the leader's snapshots while not holding it.
     pub async fn run_until_stopped(self: Arc<Self>, interval: Duration, shutdown: tokio_util_shutdown::Signal) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lease = tokio::time::interval(LEASE_RENEW);
+        lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let notify = self.runtime.change_notifier();
+        let mut events = self.bus.subscribe();
         let mut shutdown = shutdown;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = async { match &notify { Some(n) => n.notified().await, None => std::future::pending().await } } => {}
+                _ = lease.tick(), if matches!(self.leadership, Leadership::Lease(_)) => {
+                    if !self.renew_lease().await {
+                        continue;
+                    }
+                }
+                event = events.recv() => {
+                    if let Ok(Event::Agents(change)) = event {
+                        self.apply_remote(&change);
+                    }
+                    continue;
+                }
                 _ = shutdown.wait() => break,
             }
             self.poll_once().await;
+        }
+        if let Leadership::Lease(lock) = &self.leadership
+            && self.is_leader()
+        {
+            lock.release().await;
+        }
+    }
+
+    /// Takes or renews the lease; true when this instance just became the leader.
+    async fn renew_lease(&self) -> bool {
+        let Leadership::Lease(lock) = &self.leadership else { return false };
+        let held = lock.try_hold().await;
+        let was = self.leader.swap(held, std::sync::atomic::Ordering::SeqCst);
+        match (was, held) {
+            (false, true) => {
+                tracing::info!("this instance now polls the agent runtime (leader)");
+                true
+            }
+            (true, false) => {
+                tracing::warn!("lost the agent-poller lease; another instance polls now");
+                false
+            }
+            _ => false,
         }
     }
 }

@@ -110,10 +110,10 @@ impl AgentSubscription {
             loop {
                 match rx.recv().await {
                     Ok(Event::Agents(change)) => yield AgentStatusEvent(change),
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
+                    Ok(Event::Task(_) | Event::Activity(_)) => {}
+                    Ok(Event::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // A full snapshot heals whatever was missed.
-                        tracing::warn!(skipped, "agentStatus subscriber lagged; sending a full snapshot");
+                        tracing::warn!("agentStatus subscriber may have missed events; sending a full snapshot");
                         let agents = hub.snapshot();
                         let changed = agents.iter().map(|a| a.id.clone()).collect();
                         yield AgentStatusEvent(Arc::new(AgentsChange { agents, changed }));

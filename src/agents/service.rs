@@ -154,7 +154,12 @@ pub async fn spawn(
 }
 
 /// Follows a run to its end in the background, then polls so the outcome shows at once.
+///
+/// Only the leader follows runs; in a fleet the others see the outcome through its snapshots.
 pub fn follow_run(hub: Arc<AgentHub>, run_id: String) {
+    if !hub.is_leader() {
+        return;
+    }
     tokio::spawn(async move {
         loop {
             match hub.runtime().wait(&run_id, WAIT_SLICE_MS).await {

@@ -35,7 +35,7 @@ pub async fn login(
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<axum::response::Response, AppError> {
     let client = state.rate.client_ip(peer, &headers);
-    if let Err(wait) = state.rate.login.check(&client) {
+    if let Err(wait) = state.rate.check_login(client).await {
         tracing::warn!(client = %client, "login refused: rate limit");
         let secs = crate::limits::retry_after_secs(wait);
         let err = AppError::RateLimited(format!("too many login attempts: retry in {secs} s"));

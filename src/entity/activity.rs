@@ -4,7 +4,7 @@
 use sea_orm::entity::prelude::*;
 
 /// One activity row.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "activities")]
 pub struct Model {
     #[sea_orm(primary_key)]

@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// One task row.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "tasks")]
 pub struct Model {
     /// UUID v7 (time-ordered), as text.

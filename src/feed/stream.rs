@@ -66,9 +66,9 @@ pub fn activity_stream(
         loop {
             let live = match rx.recv().await {
                 Ok(Event::Activity(row)) => row,
-                Ok(_) => continue,
-                Err(RecvError::Lagged(skipped)) => {
-                    tracing::warn!(skipped, "activity subscriber lagged; catching up from the database");
+                Ok(Event::Task(_) | Event::Agents(_)) => continue,
+                Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
+                    tracing::warn!("activity subscriber may have missed events; catching up from the database");
                     match fetch_all(&db, last, None).await {
                         Ok(rows) => for row in rows {
                             last = row.id;

@@ -15,14 +15,14 @@ use crate::helpers::*;
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// A temp copy of the fixture state folder, and a wrapper CLI that logs to `log`.
-struct ClawdbotHome {
-    dir: PathBuf,
+pub struct ClawdbotHome {
+    pub dir: PathBuf,
     log: PathBuf,
-    bin: PathBuf,
+    pub bin: PathBuf,
 }
 
 impl ClawdbotHome {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("mc-clawdbot-{}", uuid::Uuid::new_v4()));
         let sessions = dir.join("agents/main/sessions");
         std::fs::create_dir_all(&sessions).unwrap();
@@ -44,12 +44,12 @@ impl ClawdbotHome {
         ClawdbotHome { dir, log, bin }
     }
 
-    fn store(&self) -> PathBuf {
+    pub fn store(&self) -> PathBuf {
         self.dir.join("agents/main/sessions/sessions.json")
     }
 
     /// Replaces the store atomically, as Clawdbot does.
-    fn write_store(&self, value: &Value) {
+    pub fn write_store(&self, value: &Value) {
         let tmp = self.dir.join("sessions.json.tmp");
         std::fs::write(&tmp, value.to_string()).unwrap();
         std::fs::rename(tmp, self.store()).unwrap();

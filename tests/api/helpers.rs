@@ -178,21 +178,30 @@ impl TestApp {
 
     /// Opens `/graphql/ws` with `protocol` (`graphql-transport-ws` or `graphql-ws`).
     pub async fn ws(&self, protocol: &str) -> WsClient {
-        let mut request = format!("ws://127.0.0.1:{}/graphql/ws", self.port).into_client_request().expect("ws request");
-        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).expect("header"));
-        let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
-        WsClient { stream }
+        ws_connect(self.port, protocol).await
     }
 
     /// A `graphql-transport-ws` socket, initialised with the admin token.
     pub async fn ws_ready(&self) -> WsClient {
-        let mut ws = self.ws("graphql-transport-ws").await;
-        ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", self.token) } }))
-            .await;
-        let ack = ws.next_json().await.expect("ack");
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        ws
+        ws_ready_on(self.port, &self.token).await
     }
+}
+
+/// Opens `/graphql/ws` on `port` with `protocol`.
+pub async fn ws_connect(port: u16, protocol: &str) -> WsClient {
+    let mut request = format!("ws://127.0.0.1:{port}/graphql/ws").into_client_request().expect("ws request");
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).expect("header"));
+    let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
+    WsClient { stream }
+}
+
+/// A `graphql-transport-ws` socket on `port`, initialised with `token`.
+pub async fn ws_ready_on(port: u16, token: &str) -> WsClient {
+    let mut ws = ws_connect(port, "graphql-transport-ws").await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } })).await;
+    let ack = ws.next_json().await.expect("ack");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws
 }
 
 /// How a WebSocket read ended.

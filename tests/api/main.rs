@@ -6,6 +6,7 @@ mod feed;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod scale;
 mod schema;
 mod subscriptions;
 mod tasks;

@@ -1,0 +1,361 @@
+//! Several server processes sharing PostgreSQL and Redis: events cross instances exactly once,
+//! the agent poller fails over, and a Redis outage loses nothing for a client that resumes.
+//!
+//! Needs `TEST_DATABASE_URL` (PostgreSQL) and `TEST_REDIS_URL`; the outage test also needs
+//! `redis-server` on the PATH (it runs a private one). Without them the tests say so and pass.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::agents::ClawdbotHome;
+use crate::helpers::*;
+
+const ACTIVITY: &str = "subscription($a: String) { activity(after: $a) { id cursor } }";
+
+/// The shared services, or why the test cannot run here.
+fn services() -> Option<String> {
+    let pg = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_default();
+    if !pg.starts_with("postgres") || redis.is_empty() {
+        eprintln!("skipped: set TEST_DATABASE_URL (PostgreSQL) and TEST_REDIS_URL to run the multi-instance tests");
+        return None;
+    }
+    Some(redis)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// One `mission-control` process.
+struct Instance {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Instance {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Starts the binary with `env`, waits for `/health`.
+async fn start(env: &[(&str, String)], workdir: &Path) -> Instance {
+    let port = free_port();
+    let log = workdir.join(format!("instance-{port}.log"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MC_BIND", format!("127.0.0.1:{port}"))
+        .env("MC_PASSWORD", PASSWORD)
+        .env("JWT_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .env("MC_LOGIN_RATE_LIMIT", "10000")
+        .env("MC_REQUEST_RATE_LIMIT", "1000000")
+        .env("MC_WS_RATE_LIMIT", "10000")
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log file"))
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command.spawn().expect("start mission-control");
+    let instance = Instance { child, port, log };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{}/health", instance.url())).send().await.is_ok_and(|r| r.status() == 200) {
+            return instance;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("instance did not start: {}", std::fs::read_to_string(&instance.log).unwrap_or_default());
+}
+
+/// Two instances on one fresh database and one Redis key prefix.
+struct Fleet {
+    a: Instance,
+    b: Instance,
+    token: String,
+    client: reqwest::Client,
+    workdir: PathBuf,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.workdir);
+    }
+}
+
+async fn fleet(redis_url: &str, extra: &[(&str, String)]) -> Fleet {
+    let workdir = std::env::temp_dir().join(format!("mc-fleet-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let mut env = vec![
+        ("DATABASE_URL", fresh_database_url().await),
+        ("REDIS_URL", redis_url.to_owned()),
+        ("MC_REDIS_PREFIX", format!("mc-test-{}", uuid::Uuid::new_v4().simple())),
+        ("MC_AGENT_RUNTIME", "none".to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    let a = start(&env, &workdir).await;
+    let b = start(&env, &workdir).await;
+    let client = reqwest::Client::new();
+    let token = login(&client, &a.url()).await;
+    Fleet { a, b, token, client, workdir }
+}
+
+async fn login(client: &reqwest::Client, url: &str) -> String {
+    let body: Value = client
+        .post(format!("{url}/api/auth/login"))
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["token"].as_str().expect("token").to_owned()
+}
+
+impl Fleet {
+    async fn graphql(&self, on: &Instance, query: &str, variables: Value) -> Value {
+        let body: Value = self
+            .client
+            .post(format!("{}/graphql", on.url()))
+            .bearer_auth(&self.token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"].clone()
+    }
+
+    async fn create_task(&self, on: &Instance, title: &str) -> String {
+        let data = self
+            .graphql(on, "mutation($t: String!) { createTask(input: {title: $t}) { id } }", json!({ "t": title }))
+            .await;
+        data["createTask"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Every activity id, oldest first.
+    async fn activity_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .graphql(
+                    &self.a,
+                    "query($a: String) { feed(first: 100, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } }",
+                    json!({ "a": after }),
+                )
+                .await;
+            ids.extend(
+                page["feed"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()),
+            );
+            if page["feed"]["pageInfo"]["hasNextPage"] == false {
+                break;
+            }
+            after = page["feed"]["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+        ids.reverse();
+        ids
+    }
+
+    async fn health(&self, on: &Instance) -> Option<Value> {
+        self.client.get(format!("{}/health", on.url())).send().await.ok()?.json().await.ok()
+    }
+}
+
+/// Reads `n` activity events from `ws`; returns (id, cursor) pairs.
+async fn read_activities(ws: &mut WsClient, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let data = ws.next_data("a").await;
+        out.push((
+            data["activity"]["id"].as_str().unwrap().to_owned(),
+            data["activity"]["cursor"].as_str().unwrap().to_owned(),
+        ));
+    }
+    out
+}
+
+fn ids(pairs: &[(String, String)]) -> Vec<String> {
+    pairs.iter().map(|(id, _)| id.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_mutation_on_one_instance_reaches_a_subscriber_on_the_other_exactly_once() {
+    let Some(redis) = services() else { return };
+    let fleet = fleet(&redis, &[]).await;
+    let mut ws = ws_ready_on(fleet.b.port, &fleet.token).await;
+    ws.subscribe("t", "subscription { taskUpdated { kind taskId } }", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = fleet.create_task(&fleet.a, "cross-instance").await;
+    let event = ws.next_data("t").await;
+    assert_eq!(event["taskUpdated"], json!({ "kind": "CREATED", "taskId": id }));
+    assert!(matches!(ws.next_within(Duration::from_millis(500)).await, Err(WsEnd::Timeout)), "delivered once");
+    let health = fleet.health(&fleet.b).await.unwrap();
+    assert_eq!(health["eventBus"], "redis");
+}
+
+#[tokio::test]
+async fn a_thousand_mutations_over_both_instances_reach_subscribers_on_both_exactly_once() {
+    let Some(redis) = services() else { return };
+    let fleet = fleet(&redis, &[]).await;
+    let mut on_a = ws_ready_on(fleet.a.port, &fleet.token).await;
+    let mut on_b = ws_ready_on(fleet.b.port, &fleet.token).await;
+    on_a.subscribe("a", ACTIVITY, json!({})).await;
+    on_b.subscribe("a", ACTIVITY, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Four writers, each alternating between the instances.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let client = fleet.client.clone();
+            let token = fleet.token.clone();
+            let urls = [fleet.a.url(), fleet.b.url()];
+            tokio::spawn(async move {
+                for i in 0..250 {
+                    let q = json!({ "query": "mutation($t: String!) { createTask(input: {title: $t}) { id } }", "variables": { "t": format!("w{w}-{i}") } });
+                    let r = client.post(format!("{}/graphql", urls[i % 2])).bearer_auth(&token).json(&q).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let expected = fleet.activity_ids().await;
+    assert_eq!(expected.len(), 1000);
+    for ws in [&mut on_a, &mut on_b] {
+        let got = ids(&read_activities(ws, 1000).await);
+        assert_eq!(got, expected, "every activity exactly once, in commit order");
+        assert!(matches!(ws.next_within(Duration::from_millis(500)).await, Err(WsEnd::Timeout)), "no duplicates");
+    }
+}
+
+#[tokio::test]
+async fn killing_the_leader_hands_agent_polling_to_the_other_within_15s() {
+    let Some(redis) = services() else { return };
+    let home = ClawdbotHome::new();
+    let extra = [
+        ("MC_AGENT_RUNTIME", "clawdbot".to_owned()),
+        ("CLAWDBOT_STATE_DIR", home.dir.display().to_string()),
+        ("CLAWDBOT_BIN", home.bin.display().to_string()),
+        ("MC_AGENT_POLL_INTERVAL", "1s".to_owned()),
+    ];
+    let mut fleet = fleet(&redis, &extra).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let leaders = loop {
+        let a = fleet.health(&fleet.a).await.unwrap()["agentPollerLeader"] == true;
+        let b = fleet.health(&fleet.b).await.unwrap()["agentPollerLeader"] == true;
+        if a || b {
+            assert!(!(a && b), "never two leaders");
+            break (a, b);
+        }
+        assert!(Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (leader, survivor) = if leaders.0 { (&mut fleet.a, &fleet.b) } else { (&mut fleet.b, &fleet.a) };
+    leader.child.kill().await.unwrap();
+    let killed_at = Instant::now();
+    let survivor_port = survivor.port;
+    let survivor_url = survivor.url();
+    loop {
+        let health: Value =
+            fleet.client.get(format!("{survivor_url}/health")).send().await.unwrap().json().await.unwrap();
+        if health["agentPollerLeader"] == true {
+            break;
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(15), "no takeover within 15 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut ws = ws_ready_on(survivor_port, &fleet.token).await;
+    ws.subscribe("s", "subscription { agentStatus { changed agents { id } } }", json!({})).await;
+    assert_eq!(ws.next_data("s").await["agentStatus"]["agents"].as_array().unwrap().len(), 6);
+    let mut store: Value = serde_json::from_str(&std::fs::read_to_string(home.store()).unwrap()).unwrap();
+    store["agent:main:subagent:after-failover"] =
+        json!({ "sessionId": "f", "updatedAt": chrono::Utc::now().timestamp_millis() });
+    home.write_store(&store);
+    let event = ws.next_data("s").await;
+    assert_eq!(event["agentStatus"]["changed"], json!(["agent:main:subagent:after-failover"]), "the new leader polls");
+}
+
+/// A private `redis-server` on `port`.
+async fn private_redis(port: u16) -> Option<Child> {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some(child);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn stopping_redis_mid_run_loses_no_activity_for_a_client_that_resumes() {
+    if services().is_none() {
+        return;
+    }
+    let port = free_port();
+    let Some(mut redis) = private_redis(port).await else {
+        eprintln!("skipped: no redis-server on the PATH for a private Redis");
+        return;
+    };
+    let fleet = fleet(&format!("redis://127.0.0.1:{port}"), &[]).await;
+    let mut ws = ws_ready_on(fleet.b.port, &fleet.token).await;
+    ws.subscribe("a", ACTIVITY, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..10 {
+        fleet.create_task(&fleet.a, &format!("before {i}")).await;
+    }
+    let mut received = read_activities(&mut ws, 10).await;
+
+    redis.kill().await.unwrap();
+    let _ = redis.wait().await;
+    // HTTP keeps working on both instances while Redis is gone.
+    for i in 0..10 {
+        fleet.create_task(&fleet.a, &format!("outage a{i}")).await;
+        fleet.create_task(&fleet.b, &format!("outage b{i}")).await;
+    }
+    // Whatever arrived live (B's own events, delivered locally) counts; then the client drops.
+    while let Ok(message) = ws.next_within(Duration::from_millis(300)).await {
+        let data = &message["payload"]["data"]["activity"];
+        received.push((data["id"].as_str().unwrap().to_owned(), data["cursor"].as_str().unwrap().to_owned()));
+    }
+    ws.close().await;
+
+    let _redis = private_redis(port).await.expect("restart redis");
+    let last = received.last().unwrap().1.clone();
+    let mut ws = ws_ready_on(fleet.b.port, &fleet.token).await;
+    ws.subscribe("a", ACTIVITY, json!({ "a": last })).await;
+    tokio::time::sleep(Duration::from_secs(6)).await; // the bus reconnects (backoff ≤ 5 s)
+    for i in 0..10 {
+        fleet.create_task(&fleet.a, &format!("after {i}")).await;
+    }
+    let expected = fleet.activity_ids().await;
+    assert_eq!(expected.len(), 40);
+    let missing = expected.len() - received.len();
+    received.extend(read_activities(&mut ws, missing).await);
+    assert_eq!(ids(&received), expected, "every activity exactly once, in order");
+    assert!(matches!(ws.next_within(Duration::from_millis(500)).await, Err(WsEnd::Timeout)));
+}

@@ -65,15 +65,9 @@ impl RateLimits {
         self
     }
 
-    async fn shared_or<K: Hash + Eq + Clone>(
-        &self,
-        name: &str,
-        key: &K,
-        limit: &Limit<K>,
-        max: u32,
-    ) -> Result<(), Duration>
+    async fn shared_or<K>(&self, name: &str, key: &K, limit: &Limit<K>, max: u32) -> Result<(), Duration>
     where
-        K: std::fmt::Display,
+        K: Hash + Eq + Clone + std::fmt::Display,
     {
         if let Some(redis) = &self.redis
             && let Some(result) = crate::redis_bus::shared_count(redis, &format!("{name}:{key}"), max).await

@@ -155,11 +155,11 @@ impl App {
         };
         tracing::info!(runtime = runtime.name(), "agent runtime");
         let leadership = match &redis {
-            Some(redis) => crate::agents::Leadership::Lease(crate::redis_bus::LeaderLock::new(
+            Some(redis) => crate::agents::Leadership::Lease(Box::new(crate::redis_bus::LeaderLock::new(
                 redis.clone(),
                 instance.clone(),
                 Duration::from_secs(10),
-            )),
+            ))),
             None => crate::agents::Leadership::Always,
         };
         let hub = Arc::new(AgentHub::new(runtime, bus.clone(), db.clone()).with_leadership(leadership));

@@ -38,7 +38,7 @@ pub enum Leadership {
     /// This instance alone (no Redis).
     Always,
     /// Whoever holds the Redis lease.
-    Lease(crate::redis_bus::LeaderLock),
+    Lease(Box<crate::redis_bus::LeaderLock>),
 }
 
 /// Bookkeeping of the poller, behind one lock so two polls never overlap.

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, ValueEnum};
 
 /// The development default password. Production mode refuses to start with it.
 pub const DEFAULT_PASSWORD: &str = "admin123";
@@ -60,7 +61,7 @@ pub struct Config {
     pub token_ttl: Duration,
 
     /// Production mode: refuses weak secrets, turns off introspection and GraphiQL.
-    #[arg(long, env = "MC_PRODUCTION")]
+    #[arg(long, env = "MC_PRODUCTION", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub production: bool,
 
     /// Which agent runtime to use.
@@ -97,7 +98,7 @@ pub struct Config {
     pub redis_prefix: String,
 
     /// Start with the simulated runtime and sample tasks.
-    #[arg(long, env = "MC_DEMO")]
+    #[arg(long, env = "MC_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
 
     /// Log filter (`tracing` env-filter syntax).
@@ -129,7 +130,7 @@ pub struct Config {
     pub ws_rate_limit: u32,
 
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
-    #[arg(long, env = "MC_TRUST_PROXY")]
+    #[arg(long, env = "MC_TRUST_PROXY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub trust_proxy: bool,
 
     /// Allowed CORS origin, repeatable (comma-separated in the environment).
@@ -166,11 +167,11 @@ pub struct Config {
     pub request_timeout: Duration,
 
     /// Keep introspection on in production mode.
-    #[arg(long, env = "MC_INTROSPECTION")]
+    #[arg(long, env = "MC_INTROSPECTION", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub introspection: bool,
 
     /// Keep GraphiQL on in production mode.
-    #[arg(long, env = "MC_GRAPHIQL")]
+    #[arg(long, env = "MC_GRAPHIQL", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub graphiql: bool,
 }
 
@@ -195,12 +196,27 @@ impl Config {
         config
     }
 
-    /// A configuration for tests and embedding: defaults, with nothing read from the process.
+    /// A configuration for tests and embedding: the defaults, on 127.0.0.1:0.
+    ///
+    /// clap still reads the environment, so every setting that changes behaviour is put back
+    /// to its default here: a developer's `REDIS_URL` or `MC_DEMO` must not leak into tests.
     pub fn for_tests(database_url: &str) -> Self {
         let mut config = Config::parse_from(["mission-control"]);
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         config.database_url = database_url.to_owned();
         config.agent_runtime = RuntimeKind::None;
+        config.password = None;
+        config.viewer_password = None;
+        config.jwt_secret = None;
+        config.production = false;
+        config.demo = false;
+        config.redis_url = None;
+        config.trust_proxy = false;
+        config.cors_origins = Vec::new();
+        config.introspection = false;
+        config.graphiql = false;
+        config.clawdbot_state_dir = None;
+        config.clawdbot_gateway_token = None;
         config
     }
 

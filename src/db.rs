@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::error::AppResult;
@@ -47,9 +47,16 @@ pub struct UnitOfWork {
 }
 
 impl UnitOfWork {
-    /// Opens a transaction.
+    /// Opens a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// mutations read before they write, and a deferred transaction could not upgrade to a
+    /// writer while another one commits (`SQLITE_BUSY` that no busy timeout waits out).
     pub async fn begin(db: &DatabaseConnection) -> AppResult<Self> {
-        Ok(UnitOfWork { txn: db.begin().await?, events: Vec::new(), activity_lock_taken: false })
+        let options = TransactionOptions {
+            isolation_level: None,
+            access_mode: None,
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        };
+        Ok(UnitOfWork { txn: db.begin_with_options(options).await?, events: Vec::new(), activity_lock_taken: false })
     }
 
     /// The transaction, for queries.
@@ -80,11 +87,20 @@ impl UnitOfWork {
     }
 
     /// Commits, then publishes the queued events in order.
+    ///
+    /// Both run in a task of their own: if the request is abandoned (a timeout, a dropped
+    /// connection) while the commit is in flight, a committed change is still published.
     pub async fn commit(self, bus: &EventBus) -> AppResult<()> {
-        self.txn.commit().await?;
-        for event in self.events {
-            bus.publish(event);
-        }
-        Ok(())
+        let bus = bus.clone();
+        let UnitOfWork { txn, events, .. } = self;
+        tokio::spawn(async move {
+            txn.commit().await?;
+            for event in events {
+                bus.publish(event);
+            }
+            AppResult::Ok(())
+        })
+        .await
+        .map_err(|e| crate::error::AppError::Internal(format!("commit task failed: {e}")))?
     }
 }

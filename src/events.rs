@@ -46,6 +46,10 @@ pub enum Event {
     Task(Arc<TaskChange>),
     Activity(Arc<activity::Model>),
     Agents(Arc<AgentsChange>),
+    /// The leader's full snapshot, sent now and then so that other instances (a follower that
+    /// just started, one that missed a change) hold the same view. Not a change: the
+    /// `agentStatus` subscription does not forward it.
+    AgentsSnapshot(Arc<Vec<AgentInfo>>),
     /// Local only: the bus may have missed events (it was cut off from the other instances);
     /// subscribers catch up from the database.
     #[serde(skip)]

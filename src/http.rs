@@ -153,8 +153,20 @@ impl MediaType {
     }
 }
 
-/// Negotiates the response type; `None` when the client accepts neither.
-fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+/// Negotiates the response type; a `406` response when the client accepts neither.
+fn negotiate(headers: &HeaderMap) -> Result<MediaType, Box<Response>> {
+    accepted(headers).ok_or_else(|| {
+        Box::new(request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            "accept application/json or application/graphql-response+json",
+            "NOT_ACCEPTABLE",
+        ))
+    })
+}
+
+/// The response type the client accepts, if any.
+fn accepted(headers: &HeaderMap) -> Option<MediaType> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Some(MediaType::Json);
     };
@@ -261,13 +273,9 @@ async fn graphql_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(media) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            MediaType::Json,
-            "accept application/json or application/graphql-response+json",
-            "NOT_ACCEPTABLE",
-        );
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(refused) => return *refused,
     };
     // Only JSON bodies: a form or text/plain POST could be a cross-site request forgery.
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -327,13 +335,9 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
         page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(GRAPHIQL_CSP));
         return page;
     }
-    let Some(media) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            MediaType::Json,
-            "accept application/json or application/graphql-response+json",
-            "NOT_ACCEPTABLE",
-        );
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(refused) => return *refused,
     };
     let viewer = match authenticate(&state, &headers).await {
         Ok(v) => v,

@@ -92,13 +92,17 @@ impl RateLimits {
         self.shared_or("ws", &ip, &self.websockets, self.per_minute[2]).await
     }
 
-    /// The client address: the peer, or with `--trust-proxy` the first `X-Forwarded-For` entry.
+    /// The client address: the peer, or with `--trust-proxy` the last `X-Forwarded-For`
+    /// entry, the one the trusted proxy appended (the entries before it are whatever the client
+    /// sent, so trusting the first would let anyone pick a fresh address per request).
     pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         if self.trust_proxy
             && let Some(ip) = headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
                 .and_then(|v| v.trim().parse().ok())
         {
             return ip;
@@ -145,9 +149,10 @@ mod tests {
     #[test]
     fn forwarded_for_is_trusted_only_when_asked() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
+        // The client forged the first entry; the proxy appended the real address.
+        headers.insert("x-forwarded-for", "203.0.113.7, 198.51.100.9".parse().unwrap());
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         assert_eq!(RateLimits::new(1, 1, 1, false).client_ip(peer, &headers), peer.ip());
-        assert_eq!(RateLimits::new(1, 1, 1, true).client_ip(peer, &headers), "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert_eq!(RateLimits::new(1, 1, 1, true).client_ip(peer, &headers), "198.51.100.9".parse::<IpAddr>().unwrap());
     }
 }

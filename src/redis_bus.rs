@@ -30,7 +30,13 @@ pub struct Redis {
     manager: ConnectionManager,
     /// Key and channel prefix, so several fleets (or test runs) can share one Redis.
     pub prefix: String,
+    /// Until when (epoch ms) request-path callers skip Redis after a failure, so an outage
+    /// costs one timeout every few seconds instead of one per request.
+    down_until: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// How long request-path callers leave Redis alone after it failed.
+const BREAK_MS: i64 = 5_000;
 
 impl Redis {
     /// Connects to `url`. Fails only when the URL is malformed or Redis cannot be reached now.
@@ -42,7 +48,17 @@ impl Redis {
             .set_number_of_retries(2)
             .set_max_delay(MAX_BACKOFF);
         let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
-        Ok(Redis { client, manager, prefix: prefix.to_owned() })
+        Ok(Redis { client, manager, prefix: prefix.to_owned(), down_until: Arc::default() })
+    }
+
+    /// False while the breaker is open (Redis failed in the last few seconds).
+    fn available(&self) -> bool {
+        chrono::Utc::now().timestamp_millis() >= self.down_until.load(Ordering::Relaxed)
+    }
+
+    /// Opens the breaker.
+    fn failed(&self) {
+        self.down_until.store(chrono::Utc::now().timestamp_millis() + BREAK_MS, Ordering::Relaxed);
     }
 
     /// A connection handle (cheap: the manager multiplexes and reconnects).
@@ -103,6 +119,11 @@ async fn publish_loop(
     let channel = redis.channel();
     let mut conn = redis.conn();
     while let Some(event) = inbox.recv().await {
+        // While Redis is known to be down, deliver at once rather than queue behind timeouts.
+        if !redis.available() {
+            let _ = local.send(event);
+            continue;
+        }
         let payload = match serde_json::to_string(&Envelope { from: instance.clone(), event: event.clone() }) {
             Ok(payload) => payload,
             Err(err) => {
@@ -114,6 +135,7 @@ async fn publish_loop(
         let sent: Result<redis::RedisResult<i64>, _> =
             tokio::time::timeout(COMMAND_TIMEOUT, conn.publish(&channel, payload)).await;
         if !matches!(sent, Ok(Ok(_))) {
+            redis.failed();
             if healthy.swap(false, Ordering::Relaxed) {
                 tracing::warn!("cannot publish to Redis; events stay local until it is back");
             }
@@ -234,6 +256,9 @@ impl LeaderLock {
 /// in the current minute; otherwise the time left in the window. `None` when Redis failed
 /// (the caller falls back to its own counters).
 pub async fn shared_count(redis: &Redis, key: &str, limit: u32) -> Option<Result<(), Duration>> {
+    if !redis.available() {
+        return None;
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let window = now / 60_000;
     let key = format!("{}:rl:{key}:{window}", redis.prefix);
@@ -244,7 +269,10 @@ pub async fn shared_count(redis: &Redis, key: &str, limit: u32) -> Option<Result
     )
     .await
     .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))));
-    let (count, _) = counted.ok()?;
+    let Ok((count, _)) = counted else {
+        redis.failed();
+        return None;
+    };
     if count <= i64::from(limit) {
         Some(Ok(()))
     } else {

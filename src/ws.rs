@@ -49,7 +49,12 @@ pub async fn handler(
     let protocol = match requested {
         // No subprotocol named: assume the current one (graphql-transport-ws).
         None => Protocols::GraphQLWS,
-        Some(list) => match list.split(',').find_map(|p| p.trim().parse::<Protocols>().ok()) {
+        // Choose as axum answers: in our order of preference, among those offered.
+        Some(list) => match ALL_WEBSOCKET_PROTOCOLS
+            .iter()
+            .find(|ours| list.split(',').any(|offered| offered.trim() == **ours))
+            .and_then(|ours| ours.parse::<Protocols>().ok())
+        {
             Some(protocol) => protocol,
             None => {
                 let msg = "unsupported WebSocket subprotocol: use graphql-transport-ws or graphql-ws";
@@ -145,8 +150,14 @@ async fn serve(socket: WebSocket, protocol: Protocols, state: AppState) {
                         _ => {}
                     }
                 }
-                if to_graphql.send(text).await.is_err() {
-                    break;
+                // Never wait here: the protocol engine is drained only by the other branch.
+                match to_graphql.try_send(text) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        let _ = sink.send(close(4429, "too many messages: slow down")).await;
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }
             outgoing = graphql.next() => {
@@ -161,6 +172,7 @@ async fn serve(socket: WebSocket, protocol: Protocols, state: AppState) {
                         }
                         if text.contains("\"complete\"")
                             && let Ok(envelope) = serde_json::from_str::<Envelope>(&text)
+                            && envelope.kind == "complete"
                             && let Some(id) = envelope.id
                         {
                             active.remove(&id);

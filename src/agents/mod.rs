@@ -88,12 +88,12 @@ impl AgentHub {
     }
 
     /// Takes a snapshot published by the leader (followers only: the leader is the source).
-    fn apply_remote(&self, change: &AgentsChange) {
+    fn apply_remote(&self, agents: &Arc<Vec<AgentInfo>>) {
         if self.is_leader() {
             return;
         }
         if let Ok(mut snapshot) = self.snapshot.write() {
-            *snapshot = Arc::clone(&change.agents);
+            *snapshot = Arc::clone(agents);
         }
     }
 
@@ -237,13 +237,20 @@ impl AgentHub {
                 _ = ticker.tick() => {}
                 _ = async { match &notify { Some(n) => n.notified().await, None => std::future::pending().await } } => {}
                 _ = lease.tick(), if matches!(self.leadership, Leadership::Lease(_)) => {
-                    if !self.renew_lease().await {
+                    let became_leader = self.renew_lease().await;
+                    if self.is_leader() {
+                        // Keeps followers (and instances that start later) on the leader's view.
+                        self.bus.publish(Event::AgentsSnapshot(self.snapshot()));
+                    }
+                    if !became_leader {
                         continue;
                     }
                 }
                 event = events.recv() => {
-                    if let Ok(Event::Agents(change)) = event {
-                        self.apply_remote(&change);
+                    match event {
+                        Ok(Event::Agents(change)) => self.apply_remote(&change.agents),
+                        Ok(Event::AgentsSnapshot(agents)) => self.apply_remote(&agents),
+                        _ => {}
                     }
                     continue;
                 }

@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 use super::AgentHub;
 use super::service;
 use super::types::{Agent, AgentMetric, AgentStatusEvent, RecordMetricsInput, SpawnAgentInput};
-use crate::auth::viewer;
+use crate::auth::{viewer, writer};
 use crate::events::{AgentsChange, Event, EventBus};
 
 /// Agent queries.
@@ -41,23 +41,20 @@ pub struct AgentMutation;
 impl AgentMutation {
     /// Starts an agent with `task` as its first message; returns it at once (RUNNING).
     async fn spawn_agent(&self, ctx: &Context<'_>, input: SpawnAgentInput) -> async_graphql::Result<Agent> {
-        let who = viewer(ctx).extend()?;
-        who.require_write().extend()?;
+        let who = writer(ctx).extend()?;
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let agent = service::spawn(hub, db, bus, &who.subject, &input.label, &input.task).await.extend()?;
         Ok(Agent(agent))
     }
 
     async fn kill_agent(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Agent> {
-        let who = viewer(ctx).extend()?;
-        who.require_write().extend()?;
+        let who = writer(ctx).extend()?;
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         Ok(Agent(service::kill(hub, db, bus, &who.subject, &id).await.extend()?))
     }
 
     async fn send_agent_message(&self, ctx: &Context<'_>, id: ID, message: String) -> async_graphql::Result<bool> {
-        let who = viewer(ctx).extend()?;
-        who.require_write().extend()?;
+        let who = writer(ctx).extend()?;
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         service::send(hub, db, bus, &who.subject, &id, &message).await.extend()?;
         Ok(true)
@@ -69,8 +66,7 @@ impl AgentMutation {
         agent_id: ID,
         input: RecordMetricsInput,
     ) -> async_graphql::Result<AgentMetric> {
-        let who = viewer(ctx).extend()?;
-        who.require_write().extend()?;
+        let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let row = service::record_metrics(
             db,
@@ -110,7 +106,7 @@ impl AgentSubscription {
             loop {
                 match rx.recv().await {
                     Ok(Event::Agents(change)) => yield AgentStatusEvent(change),
-                    Ok(Event::Task(_) | Event::Activity(_)) => {}
+                    Ok(Event::Task(_) | Event::Activity(_) | Event::AgentsSnapshot(_)) => {}
                     Ok(Event::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // A full snapshot heals whatever was missed.
                         tracing::warn!("agentStatus subscriber may have missed events; sending a full snapshot");

@@ -108,6 +108,8 @@ pub trait AgentRuntime: Send + Sync + 'static {
     async fn transcript(&self, session_key: &str, limit: usize) -> Result<Vec<TranscriptEntry>, RuntimeError>;
     /// Wait up to `timeout_ms` for a run to finish.
     async fn wait(&self, run_id: &str, timeout_ms: u64) -> Result<RunOutcome, RuntimeError>;
+    /// Stops tracking a run nobody can follow any more (default: nothing is tracked).
+    fn abandon_run(&self, _run_id: &str) {}
     /// A notifier the runtime pings when its agents changed, so the poller need not wait for
     /// its next tick. `None` (the default) when the runtime cannot tell.
     fn change_notifier(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {

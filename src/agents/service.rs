@@ -26,6 +26,10 @@ use crate::validate;
 pub const MAX_MESSAGE: usize = 10_000;
 /// How long one `wait` call on a run blocks before it is repeated.
 const WAIT_SLICE_MS: u64 = 30_000;
+/// Failed `wait` calls in a row before a run is given up on (about six minutes of retries).
+const WAIT_RETRIES: u32 = 8;
+/// Largest token count, runtime or task count one metrics sample may carry.
+pub const MAX_METRIC: i64 = 1_000_000_000_000;
 
 /// Sums of the recorded metrics of one agent.
 #[derive(Debug, Default, FromQueryResult)]
@@ -161,6 +165,7 @@ pub fn follow_run(hub: Arc<AgentHub>, run_id: String) {
         return;
     }
     tokio::spawn(async move {
+        let mut failures = 0u32;
         loop {
             match hub.runtime().wait(&run_id, WAIT_SLICE_MS).await {
                 Ok(RunOutcome::Timeout) => continue,
@@ -168,10 +173,16 @@ pub fn follow_run(hub: Arc<AgentHub>, run_id: String) {
                     tracing::info!(run = %run_id, ?outcome, "agent run ended");
                     break;
                 }
+                Err(err) if failures < WAIT_RETRIES => {
+                    failures += 1;
+                    tracing::warn!(run = %run_id, error = %err, attempt = failures, "cannot follow agent run; retrying");
+                    // Back off so a broken gateway is not hammered: 10 s, 20 s, 40 s, then every 60 s.
+                    let pause = Duration::from_secs(Ord::min(5u64 << Ord::min(failures, 4), 60));
+                    tokio::time::sleep(pause).await;
+                }
                 Err(err) => {
-                    tracing::warn!(run = %run_id, error = %err, "cannot follow agent run");
-                    // Back off so a broken runtime is not hammered.
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    tracing::error!(run = %run_id, error = %err, "giving up on following agent run");
+                    hub.runtime().abandon_run(&run_id);
                     break;
                 }
             }
@@ -241,14 +252,18 @@ pub async fn record_metrics(
         validate::max_len("sessionId", s, validate::MAX_NAME)?;
     }
     let non_negative = |field: &str, v: Option<i64>| match v {
-        Some(n) if n < 0 => Err(AppError::invalid(field, "must not be negative")),
+        Some(n) if !(0..=MAX_METRIC).contains(&n) => {
+            Err(AppError::invalid(field, format!("must be between 0 and {MAX_METRIC}")))
+        }
         v => Ok(v.unwrap_or(0)),
     };
     let tokens = non_negative("tokens", tokens)?;
     let runtime_seconds = non_negative("runtimeSeconds", runtime_seconds)?;
     let tasks_completed = non_negative("tasksCompleted", tasks_completed)?;
     let cost = match cost {
-        Some(c) if !c.is_finite() || c < 0.0 => return Err(AppError::invalid("cost", "must be a non-negative number")),
+        Some(c) if !c.is_finite() || !(0.0..=MAX_METRIC as f64).contains(&c) => {
+            return Err(AppError::invalid("cost", format!("must be a number between 0 and {MAX_METRIC}")));
+        }
         c => c.unwrap_or(0.0),
     };
     let mut uow = UnitOfWork::begin(db).await?;

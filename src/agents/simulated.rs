@@ -240,3 +240,52 @@ impl AgentRuntime for SimulatedRuntime {
         Some(Arc::clone(&self.changed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn course(seed: u64) -> Vec<(String, AgentState, i64)> {
+        let runtime = SimulatedRuntime::new(SimulatedConfig {
+            seed: Some(seed),
+            step: Duration::from_secs(1),
+            failure_rate: 0.5,
+        });
+        for i in 0..4 {
+            let req = SpawnRequest {
+                session_key: format!("agent:main:subagent:{i}"),
+                label: format!("a{i}"),
+                task: "t".into(),
+            };
+            let run = runtime.spawn(req).await.unwrap();
+            let outcome = runtime.wait(&run.run_id, 60_000).await.unwrap();
+            assert_ne!(outcome, RunOutcome::Timeout);
+        }
+        runtime.list().await.unwrap().into_iter().map(|a| (a.id, a.status, a.usage.tokens)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_same_seed_gives_the_same_course() {
+        let first = course(42).await;
+        assert_eq!(first, course(42).await);
+        assert!(
+            first
+                .iter()
+                .all(|(_, status, tokens)| matches!(status, AgentState::Done | AgentState::Failed) && *tokens > 0)
+        );
+        assert_ne!(first, course(7).await, "another seed, another course");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_killed_agent_stays_killed_and_its_run_ends() {
+        let runtime =
+            SimulatedRuntime::new(SimulatedConfig { seed: Some(1), step: Duration::from_secs(1), failure_rate: 0.0 });
+        let run =
+            runtime.spawn(SpawnRequest { session_key: "k".into(), label: "l".into(), task: "t".into() }).await.unwrap();
+        runtime.kill("k").await.unwrap();
+        assert_eq!(runtime.wait(&run.run_id, 1_000).await.unwrap(), RunOutcome::Error("killed".into()));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(runtime.list().await.unwrap()[0].status, AgentState::Killed);
+        assert_eq!(runtime.kill("nope").await, Err(RuntimeError::UnknownAgent("nope".into())));
+    }
+}

@@ -94,7 +94,7 @@ impl Agent {
         let db = ctx.data::<sea_orm::DatabaseConnection>()?;
         let recorded = service::recorded_totals(db, &self.0.id).await.extend()?;
         Ok(AgentMetricsSummary {
-            tokens: recorded.tokens + self.0.usage.tokens,
+            tokens: recorded.tokens.saturating_add(self.0.usage.tokens),
             cost: recorded.cost + self.0.usage.cost,
             runtime_seconds: recorded.runtime_seconds,
             tasks_completed: recorded.tasks_completed,

@@ -64,6 +64,13 @@ pub fn viewer<'a>(ctx: &async_graphql::Context<'a>) -> Result<&'a Viewer, AppErr
     ctx.data_opt::<Viewer>().ok_or_else(|| AppError::Unauthenticated("authentication required".into()))
 }
 
+/// The caller of a GraphQL mutation: authenticated and allowed to change things.
+pub fn writer<'a>(ctx: &async_graphql::Context<'a>) -> Result<&'a Viewer, AppError> {
+    let who = viewer(ctx)?;
+    who.require_write()?;
+    Ok(who)
+}
+
 /// Extracts the token from an `Authorization: Bearer <jwt>` value.
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;

@@ -65,7 +65,7 @@ impl FeedQuery {
         let stored = service::stats(db).await.extend()?;
         let agents = hub.snapshot();
         let active_agents = agents.iter().filter(|a| a.status == AgentState::Running).count() as i64;
-        let live_tokens: i64 = agents.iter().map(|a| a.usage.tokens).sum();
+        let live_tokens = agents.iter().fold(0i64, |sum, a| sum.saturating_add(a.usage.tokens));
         let live_cost: f64 = agents.iter().map(|a| a.usage.cost).sum();
         Ok(FeedStats {
             total_activities: stored.total_activities,
@@ -74,7 +74,7 @@ impl FeedQuery {
             by_actor: stored.by_actor,
             tasks_by_status: stored.tasks_by_status,
             active_agents,
-            total_tokens: stored.recorded_tokens + live_tokens,
+            total_tokens: stored.recorded_tokens.saturating_add(live_tokens),
             total_cost: stored.recorded_cost + live_cost,
         })
     }

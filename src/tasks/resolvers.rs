@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use super::service;
 use super::types::{Comment, CreateTaskInput, Task, TaskEvent, TaskFilter, TaskOrder, UpdateTaskInput};
-use crate::auth::viewer;
+use crate::auth::{viewer, writer};
 use crate::db::UnitOfWork;
 use crate::events::{Event, EventBus};
 use crate::pagination;
@@ -68,8 +68,7 @@ pub struct TaskMutation;
 #[Object]
 impl TaskMutation {
     async fn create_task(&self, ctx: &Context<'_>, input: CreateTaskInput) -> async_graphql::Result<Task> {
-        let who = viewer(ctx).extend()?;
-        who.require_write().extend()?;
+        let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let mut uow = UnitOfWork::begin(db).await.extend()?;
         let row = service::create(&mut uow, &who.subject, input).await.extend()?;
@@ -78,8 +77,7 @@ impl TaskMutation {
     }
 
     async fn update_task(&self, ctx: &Context<'_>, id: ID, input: UpdateTaskInput) -> async_graphql::Result<Task> {
-        let who = viewer(ctx).extend()?;
-        who.require_write().extend()?;
+        let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let mut uow = UnitOfWork::begin(db).await.extend()?;
         let row = service::update(&mut uow, &who.subject, &id, input).await.extend()?;
@@ -88,8 +86,7 @@ impl TaskMutation {
     }
 
     async fn delete_task(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let who = viewer(ctx).extend()?;
-        who.require_write().extend()?;
+        let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let mut uow = UnitOfWork::begin(db).await.extend()?;
         service::delete(&mut uow, &who.subject, &id).await.extend()?;
@@ -105,8 +102,7 @@ impl TaskMutation {
         content: String,
         author: Option<String>,
     ) -> async_graphql::Result<Comment> {
-        let who = viewer(ctx).extend()?;
-        who.require_write().extend()?;
+        let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let author = author.unwrap_or_else(|| who.subject.clone());
         let mut uow = UnitOfWork::begin(db).await.extend()?;
@@ -127,7 +123,7 @@ impl TaskSubscription {
         &self,
         ctx: &Context<'_>,
         task_id: Option<ID>,
-    ) -> async_graphql::Result<impl Stream<Item = TaskEvent> + use<>> {
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<TaskEvent>> + use<>> {
         viewer(ctx).extend()?;
         let bus = ctx.data::<EventBus>()?;
         let wanted = task_id.map(|id| id.to_string());

@@ -117,6 +117,20 @@ pub async fn list(
     first: u64,
     after: Option<&str>,
 ) -> AppResult<TaskPage> {
+    let mut rows = list_query(filter, order, first, after)?.all(db).await?;
+    let has_next = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok(TaskPage { rows, has_next })
+}
+
+/// The query behind [`list`]: one row more than `first`, to tell whether a next page exists.
+/// Public so a test can check that the database answers it from an index.
+pub fn list_query(
+    filter: &TaskFilter,
+    order: TaskOrder,
+    first: u64,
+    after: Option<&str>,
+) -> AppResult<Select<task::Entity>> {
     let column = order_column(order.field);
     let (dir, before_or_after): (Order, fn(Expr, i64) -> sea_orm::sea_query::SimpleExpr) = match order.direction {
         OrderDirection::Asc => (Order::Asc, |e, v| e.gt(v)),
@@ -135,11 +149,7 @@ pub async fn list(
                 .add(Condition::all().add(column.eq(key)).add(id_past)),
         );
     }
-    let mut rows =
-        select.order_by(column, dir.clone()).order_by(task::Column::Id, dir).limit(first + 1).all(db).await?;
-    let has_next = rows.len() as u64 > first;
-    rows.truncate(first as usize);
-    Ok(TaskPage { rows, has_next })
+    Ok(select.order_by(column, dir.clone()).order_by(task::Column::Id, dir).limit(first + 1))
 }
 
 /// The task with `id`, if any. A malformed id is `BAD_USER_INPUT`.
@@ -377,10 +387,14 @@ pub async fn add_comment(
     }
     .insert(uow.txn())
     .await?;
-    let mut parent: task::ActiveModel = current.clone().into();
-    parent.comment_count = Set(current.comment_count + 1);
-    parent.updated_at = Set(Ord::max(now, current.updated_at + 1));
-    let parent = parent.update(uow.txn()).await?;
+    // Counted in SQL, not from the row read above: concurrent comments must all count.
+    task::Entity::update_many()
+        .col_expr(task::Column::CommentCount, Expr::col(task::Column::CommentCount).add(1))
+        .col_expr(task::Column::UpdatedAt, Expr::value(Ord::max(now, current.updated_at + 1)))
+        .filter(task::Column::Id.eq(task_id))
+        .exec(uow.txn())
+        .await?;
+    let parent = get_existing(uow.txn(), "taskId", task_id).await?;
 
     log_activity(
         uow,

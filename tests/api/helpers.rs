@@ -225,6 +225,11 @@ impl WsClient {
         self.stream.send(Message::Text(message.to_string().into())).await.expect("ws send");
     }
 
+    /// Sends a JSON message; false when the server has already closed the socket.
+    pub async fn try_send(&mut self, message: Value) -> bool {
+        self.stream.send(Message::Text(message.to_string().into())).await.is_ok()
+    }
+
     /// Starts a subscription (`graphql-transport-ws`).
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
@@ -238,6 +243,15 @@ impl WsClient {
 
     /// The next JSON message within `wait`, skipping keep-alive pings.
     pub async fn next_within(&mut self, wait: Duration) -> Result<Value, WsEnd> {
+        self.next_message(wait, true).await
+    }
+
+    /// The next JSON message within `wait`, keep-alive pings included.
+    pub async fn next_raw(&mut self, wait: Duration) -> Result<Value, WsEnd> {
+        self.next_message(wait, false).await
+    }
+
+    async fn next_message(&mut self, wait: Duration, skip_pings: bool) -> Result<Value, WsEnd> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let message = match tokio::time::timeout_at(deadline, self.stream.next()).await {
@@ -249,7 +263,7 @@ impl WsClient {
             match message {
                 Message::Text(text) => {
                     let value: Value = serde_json::from_str(&text).expect("server sends JSON");
-                    if matches!(value["type"].as_str(), Some("ping" | "ka")) {
+                    if skip_pings && matches!(value["type"].as_str(), Some("ping" | "ka")) {
                         continue;
                     }
                     return Ok(value);

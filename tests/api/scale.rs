@@ -268,6 +268,17 @@ async fn killing_the_leader_hands_agent_polling_to_the_other_within_15s() {
         assert!(Instant::now() < deadline, "no leader elected");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // The follower serves the leader's view: it has the agents without ever polling.
+    let follower = if leaders.0 { &fleet.b } else { &fleet.a };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let agents = fleet.graphql(follower, "{ agents { id } }", json!({})).await;
+        if agents["agents"].as_array().map(Vec::len) == Some(6) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the follower never got the leader's snapshot");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (leader, survivor) = if leaders.0 { (&mut fleet.a, &fleet.b) } else { (&mut fleet.b, &fleet.a) };
     leader.child.kill().await.unwrap();
     let killed_at = Instant::now();

@@ -294,3 +294,57 @@ async fn legacy_protocol_delivers_events() {
     assert_eq!(message["type"], "data");
     assert_eq!(message["payload"]["data"]["taskUpdated"]["taskId"], id.as_str());
 }
+
+#[tokio::test]
+async fn an_idle_socket_gets_keep_alive_pings_and_pongs_are_accepted() {
+    let app = spawn_app_with(|c| c.ws_keepalive = Duration::from_millis(100), None).await;
+    let mut ws = app.ws_ready().await;
+    for _ in 0..2 {
+        let ping = ws.next_raw(Duration::from_secs(2)).await.expect("a ping");
+        assert_eq!(ping["type"], "ping");
+        ws.send(json!({ "type": "pong" })).await;
+    }
+    ws.subscribe("t", TASKS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let id = app.create_task(json!({ "title": "still alive" })).await;
+    assert_eq!(ws.next_data("t").await["taskUpdated"]["taskId"], id.as_str());
+    let mut legacy = app.ws("graphql-ws").await;
+    legacy.send(json!({ "type": "connection_init", "payload": { "token": app.token } })).await;
+    assert_eq!(legacy.next_raw(Duration::from_secs(2)).await.unwrap()["type"], "connection_ack");
+    assert_eq!(legacy.next_raw(Duration::from_secs(2)).await.unwrap()["type"], "ka", "legacy keep-alive");
+}
+
+#[tokio::test]
+async fn a_client_flooding_before_init_is_still_closed_in_time() {
+    let app = spawn_app_with(|c| c.ws_init_timeout = Duration::from_millis(500), None).await;
+    let mut ws = app.ws("graphql-transport-ws").await;
+    let started = std::time::Instant::now();
+    let mut cut_off = false;
+    for _ in 0..5000 {
+        if !ws.try_send(json!({ "type": "ping" })).await {
+            cut_off = true; // the server closed the socket mid-flood
+            break;
+        }
+    }
+    if !cut_off {
+        let code = ws.closed_with().await;
+        assert!(matches!(code, Some(4408 | 4429) | None), "closed with {code:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "closed in time, not hung");
+    // The server is fine.
+    assert!(app.ok("{ tasks { totalCount } }", json!({})).await["tasks"]["totalCount"].is_i64());
+}
+
+#[tokio::test]
+async fn a_task_titled_complete_does_not_free_a_subscription_slot() {
+    let app = spawn_app_with(|c| c.ws_max_subscriptions = 1, None).await;
+    let mut ws = app.ws_ready().await;
+    ws.subscribe("1", TASKS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    app.create_task(json!({ "title": "complete", "metadata": { "type": "complete" } })).await;
+    assert_eq!(ws.next_data("1").await["taskUpdated"]["task"]["title"], "complete");
+    ws.subscribe("2", TASKS, json!({})).await;
+    let refused = ws.next_json().await.unwrap();
+    assert_eq!(refused["id"], "2");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS");
+}

@@ -336,3 +336,108 @@ async fn pagination_walks_every_task_once_in_order() {
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn filtered_ordered_lists_are_answered_from_an_index_not_a_scan() {
+    use mission_control::tasks::service::list_query;
+    use mission_control::tasks::types::{OrderDirection, TaskFilter, TaskOrder, TaskOrderField, TaskStatus};
+    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement};
+
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Sqlite {
+        return; // The plan check reads SQLite's EXPLAIN QUERY PLAN.
+    }
+    for i in 0..50 {
+        let status = ["TODO", "DONE"][i % 2];
+        app.create_task(json!({ "title": format!("t{i}"), "status": status, "assignedAgent": "a" })).await;
+    }
+    let page = app.ok("{ tasks(first: 1) { pageInfo { endCursor } } }", json!({})).await;
+    let cursor = page["tasks"]["pageInfo"]["endCursor"].as_str().unwrap().to_owned();
+    let by = |field| TaskOrder { field, direction: OrderDirection::Desc };
+    let cases = [
+        (
+            TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() },
+            by(TaskOrderField::CreatedAt),
+            None,
+            "idx_tasks_status_created",
+        ),
+        (
+            TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() },
+            by(TaskOrderField::CreatedAt),
+            Some(cursor.as_str()),
+            "idx_tasks_status_created",
+        ),
+        (
+            TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() },
+            by(TaskOrderField::Priority),
+            None,
+            "idx_tasks_status_priority",
+        ),
+        (
+            TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() },
+            by(TaskOrderField::DueDate),
+            None,
+            "idx_tasks_status_due",
+        ),
+        (
+            TaskFilter { assigned_agent: Some("a".into()), ..Default::default() },
+            by(TaskOrderField::CreatedAt),
+            None,
+            "idx_tasks_agent_created",
+        ),
+        (TaskFilter::default(), by(TaskOrderField::UpdatedAt), None, "idx_tasks_updated"),
+    ];
+    for (filter, order, after, index) in cases {
+        let sql = list_query(&filter, order, 50, after).unwrap().build(DbBackend::Sqlite).to_string();
+        let plan = app
+            .db
+            .query_all_raw(Statement::from_string(DbBackend::Sqlite, format!("EXPLAIN QUERY PLAN {sql}")))
+            .await
+            .unwrap();
+        let steps: Vec<String> = plan.iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect();
+        assert!(steps.iter().any(|s| s.contains(index)), "{sql}\nexpected {index}: {steps:?}");
+        assert!(!steps.iter().any(|s| s.starts_with("SCAN tasks") && !s.contains("INDEX")), "full scan: {steps:?}");
+        assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "no sort step for one status: {steps:?}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writes_to_one_task_all_land() {
+    let app = spawn_app().await;
+    let id = app.create_task(json!({ "title": "busy" })).await;
+    let writers = (0..20).map(|i| {
+        let (client, url, token, id) =
+            (app.client.clone(), format!("{}/graphql", app.address), app.token.clone(), id.clone());
+        tokio::spawn(async move {
+            let (query, variables) = if i % 2 == 0 {
+                (
+                    "mutation($t: ID!, $c: String!) { addComment(taskId: $t, content: $c) { id } }",
+                    json!({ "t": id, "c": format!("c{i}") }),
+                )
+            } else {
+                (
+                    "mutation($t: ID!, $p: String!) { updateTask(id: $t, input: {description: $p}) { id } }",
+                    json!({ "t": id, "p": format!("d{i}") }),
+                )
+            };
+            let body: Value = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(body.get("errors").is_none(), "{body}");
+        })
+    });
+    for writer in futures_util::future::join_all(writers).await {
+        writer.unwrap();
+    }
+    let task = app.ok("query($id: ID!) { task(id: $id) { commentCount comments { id } } }", json!({ "id": id })).await;
+    assert_eq!(task["task"]["commentCount"], 10, "every concurrent comment counted");
+    assert_eq!(task["task"]["comments"].as_array().unwrap().len(), 10);
+    assert_eq!(app.ok("{ feed { totalCount } }", json!({})).await["feed"]["totalCount"], 21);
+}

@@ -42,6 +42,10 @@ use status::Tracker;
 use store::StoredSession;
 use usage::UsageCache;
 
+/// Most `chat.history` fallbacks running at once: each is a ~290 MB Node process, and any
+/// reader can ask for transcripts of many agents in one query.
+const HISTORY_CALLS_AT_ONCE: usize = 2;
+
 /// `chat.history` returns at most this many messages.
 const HISTORY_MAX: usize = 1000;
 /// Budget given to `gateway call agent.wait` beyond the wait itself: the CLI's own `--timeout`
@@ -124,6 +128,8 @@ pub struct ClawdbotRuntime {
     usage: Arc<Mutex<UsageCache>>,
     /// Wakes the poller on store and transcript changes (absent: polling only).
     watcher: Option<watch::StoreWatcher>,
+    /// Bounds concurrent `chat.history` processes.
+    history_slots: tokio::sync::Semaphore,
 }
 
 impl ClawdbotRuntime {
@@ -143,6 +149,7 @@ impl ClawdbotRuntime {
             tracker: Mutex::new(Tracker::default()),
             usage: Arc::new(Mutex::new(UsageCache::default())),
             watcher: None,
+            history_slots: tokio::sync::Semaphore::new(HISTORY_CALLS_AT_ONCE),
         }
     }
 
@@ -286,6 +293,10 @@ impl AgentRuntime for ClawdbotRuntime {
         self.watcher.as_ref().map(watch::StoreWatcher::notifier)
     }
 
+    fn abandon_run(&self, run_id: &str) {
+        lock(&self.tracker).run_abandoned(run_id);
+    }
+
     async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError> {
         self.list_at(self.now()).await
     }
@@ -335,6 +346,11 @@ impl AgentRuntime for ClawdbotRuntime {
             return Ok(entries);
         }
         let params = json!({ "sessionKey": session_key, "limit": limit.min(HISTORY_MAX) });
+        let _slot = self
+            .history_slots
+            .acquire()
+            .await
+            .map_err(|_| RuntimeError::Failed("the transcript fallback is shutting down".into()))?;
         let reply = self.call_checked("chat.history", &params).await?;
         transcript::parse_history(&reply, limit).map_err(RuntimeError::Failed)
     }

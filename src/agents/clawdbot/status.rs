@@ -65,6 +65,16 @@ impl Tracker {
         }
     }
 
+    /// Nobody can follow `run_id` any more (the gateway kept failing): forget it, so the
+    /// session's status falls back to what the store says instead of RUNNING forever.
+    pub fn run_abandoned(&mut self, run_id: &str) {
+        if let Some(key) = self.run_owner.remove(run_id)
+            && let Some(tracked) = self.sessions.get_mut(&key)
+        {
+            tracked.in_flight.remove(run_id);
+        }
+    }
+
     /// This server aborted the session's runs.
     pub fn killed(&mut self, key: &str, now: DateTime<Utc>) {
         let tracked = self.sessions.entry(key.to_string()).or_default();

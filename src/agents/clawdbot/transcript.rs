@@ -39,7 +39,7 @@ impl RawUsage {
     fn tokens(&self) -> Option<i64> {
         self.total_tokens.or_else(|| {
             let parts = [self.input, self.output, self.cache_read, self.cache_write];
-            parts.iter().any(Option::is_some).then(|| parts.iter().flatten().sum())
+            parts.iter().any(Option::is_some).then(|| parts.iter().flatten().fold(0i64, |a, b| a.saturating_add(*b)))
         })
     }
 

@@ -130,8 +130,11 @@ impl FileState {
 
     fn add_line(&mut self, line: &[u8]) {
         if let Some(u) = line_usage(line) {
-            self.usage.tokens += u.tokens;
-            self.usage.cost += u.cost;
+            // A corrupt or hostile transcript must not overflow or drive totals negative.
+            self.usage.tokens = self.usage.tokens.saturating_add(u.tokens.max(0));
+            if u.cost.is_finite() && u.cost > 0.0 {
+                self.usage.cost += u.cost;
+            }
         }
     }
 

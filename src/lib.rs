@@ -13,7 +13,8 @@
 //! - [`entity`]: sea-orm entities, one per table.
 //! - [`auth`]: login, tokens, the caller identity.
 //! - [`tasks`], [`feed`], [`agents`]: one folder per domain (`types`, `service`, `resolvers`).
-//! - [`pagination`], [`validate`], [`time`], [`subscriptions`]: small shared helpers.
+//! - [`limits`]: rate limits; [`redis_bus`]: Redis transport, leader lease, shared counters.
+//! - [`pagination`], [`validate`], [`time`], [`subscriptions`], [`shutdown`]: small shared helpers.
 
 pub mod agents;
 pub mod auth;
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod pagination;
 pub mod redis_bus;
 pub mod schema;
+pub mod shutdown;
 pub mod startup;
 pub mod subscriptions;
 pub mod tasks;

@@ -15,8 +15,8 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::agents::tokio_util_shutdown::Signal;
 use crate::events::{Event, EventTransport};
+use crate::shutdown::Signal;
 
 /// How long one Redis command may take before it counts as a failure.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);

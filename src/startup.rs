@@ -11,13 +11,13 @@ use tokio::net::TcpListener;
 
 use crate::agents::runtime::AgentRuntime;
 use crate::agents::simulated::{SimulatedConfig, SimulatedRuntime};
-use crate::agents::tokio_util_shutdown::{self as shutdown, Trigger};
 use crate::agents::{AgentHub, none::NoRuntime};
 use crate::auth::{PasswordCheck, TokenService};
 use crate::config::{Config, RuntimeKind};
 use crate::events::EventBus;
 use crate::limits::RateLimits;
 use crate::schema::{self, AppSchema};
+use crate::shutdown::{self, Trigger};
 
 /// Login checks and the token service.
 pub struct AuthState {

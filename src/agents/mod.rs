@@ -224,7 +224,7 @@ impl AgentHub {
 
     /// Polls every `interval` (and whenever the runtime signals a change) until `shutdown`
     /// fires; keeps the leader lease, and follows the leader's snapshots while not holding it.
-    pub async fn run_until_stopped(self: Arc<Self>, interval: Duration, shutdown: tokio_util_shutdown::Signal) {
+    pub async fn run_until_stopped(self: Arc<Self>, interval: Duration, shutdown: crate::shutdown::Signal) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut lease = tokio::time::interval(LEASE_RENEW);
@@ -291,38 +291,6 @@ pub fn diff(before: &[AgentInfo], after: &[AgentInfo]) -> Vec<String> {
     changed.extend(before.iter().filter(|b| !after.iter().any(|a| a.id == b.id)).map(|b| b.id.clone()));
     changed.sort();
     changed
-}
-
-/// A cloneable shutdown signal (a `watch` channel that flips to true once).
-pub mod tokio_util_shutdown {
-    use tokio::sync::watch;
-
-    /// Waits for shutdown.
-    #[derive(Clone)]
-    pub struct Signal(watch::Receiver<bool>);
-
-    /// Triggers shutdown.
-    pub struct Trigger(watch::Sender<bool>);
-
-    /// A connected trigger and signal.
-    pub fn channel() -> (Trigger, Signal) {
-        let (tx, rx) = watch::channel(false);
-        (Trigger(tx), Signal(rx))
-    }
-
-    impl Trigger {
-        /// Tells every signal holder to stop.
-        pub fn fire(&self) {
-            let _ = self.0.send(true);
-        }
-    }
-
-    impl Signal {
-        /// Resolves once shutdown was triggered (or the trigger is gone).
-        pub async fn wait(&mut self) {
-            let _ = self.0.wait_for(|stopped| *stopped).await;
-        }
-    }
 }
 
 pub mod demo;
@@ -404,7 +372,7 @@ mod tests {
         let runtime = Arc::new(Counting { lists: AtomicUsize::new(0), changed: Arc::new(Notify::new()) });
         let hub = Arc::new(AgentHub::new(runtime.clone(), EventBus::default(), db));
         tokio::time::pause();
-        let (trigger, signal) = tokio_util_shutdown::channel();
+        let (trigger, signal) = crate::shutdown::channel();
         let poller = tokio::spawn(Arc::clone(&hub).run_until_stopped(Duration::from_secs(5), signal));
 
         assert_eq!(settle(&runtime, 1).await, 1, "a first poll at once");

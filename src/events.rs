@@ -50,10 +50,22 @@ pub enum Event {
     /// just started, one that missed a change) hold the same view. Not a change: the
     /// `agentStatus` subscription does not forward it.
     AgentsSnapshot(Arc<Vec<AgentInfo>>),
+    /// An agent action taken on an instance that does not poll: the leader takes over its
+    /// follow-up. Not forwarded to any subscription.
+    AgentAction(Arc<AgentAction>),
     /// Local only: the bus may have missed events (it was cut off from the other instances);
     /// subscribers catch up from the database.
     #[serde(skip)]
     Resync,
+}
+
+/// What a follower did to an agent, for the leader to follow up.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum AgentAction {
+    /// A run was started (spawn or message).
+    RunStarted { session_key: String, run_id: String },
+    /// The session's runs were aborted.
+    Killed { session_key: String },
 }
 
 /// How published events reach the local channel of every instance.

@@ -250,6 +250,9 @@ impl AgentHub {
                     match event {
                         Ok(Event::Agents(change)) => self.apply_remote(&change.agents),
                         Ok(Event::AgentsSnapshot(agents)) => self.apply_remote(&agents),
+                        Ok(Event::AgentAction(action)) if self.is_leader() => {
+                            Arc::clone(&self).adopt(&action).await;
+                        }
                         _ => {}
                     }
                     continue;
@@ -263,6 +266,18 @@ impl AgentHub {
         {
             lock.release().await;
         }
+    }
+
+    /// Takes over the follow-up of an action another instance performed.
+    async fn adopt(self: Arc<Self>, action: &crate::events::AgentAction) {
+        match action {
+            crate::events::AgentAction::RunStarted { session_key, run_id } => {
+                self.runtime.adopt_run(session_key, run_id);
+                service::follow_run(Arc::clone(&self), run_id.clone());
+            }
+            crate::events::AgentAction::Killed { session_key } => self.runtime.adopt_kill(session_key),
+        }
+        self.poll_once().await;
     }
 
     /// Takes or renews the lease; true when this instance just became the leader.

@@ -106,7 +106,7 @@ impl AgentSubscription {
             loop {
                 match rx.recv().await {
                     Ok(Event::Agents(change)) => yield AgentStatusEvent(change),
-                    Ok(Event::Task(_) | Event::Activity(_) | Event::AgentsSnapshot(_)) => {}
+                    Ok(Event::Task(_) | Event::Activity(_) | Event::AgentsSnapshot(_) | Event::AgentAction(_)) => {}
                     Ok(Event::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // A full snapshot heals whatever was missed.
                         tracing::warn!("agentStatus subscriber may have missed events; sending a full snapshot");

@@ -110,6 +110,10 @@ pub trait AgentRuntime: Send + Sync + 'static {
     async fn wait(&self, run_id: &str, timeout_ms: u64) -> Result<RunOutcome, RuntimeError>;
     /// Stops tracking a run nobody can follow any more (default: nothing is tracked).
     fn abandon_run(&self, _run_id: &str) {}
+    /// Tracks a run another instance started, as if this one had (default: nothing is tracked).
+    fn adopt_run(&self, _session_key: &str, _run_id: &str) {}
+    /// Records a kill another instance performed (default: nothing is tracked).
+    fn adopt_kill(&self, _session_key: &str) {}
     /// A notifier the runtime pings when its agents changed, so the poller need not wait for
     /// its next tick. `None` (the default) when the runtime cannot tell.
     fn change_notifier(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {

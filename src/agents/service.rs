@@ -17,7 +17,7 @@ use super::runtime::{AgentInfo, AgentState, RunOutcome, SpawnRequest, Usage};
 use crate::db::UnitOfWork;
 use crate::entity::{agent_metric, task};
 use crate::error::{AppError, AppResult};
-use crate::events::EventBus;
+use crate::events::{AgentAction, Event, EventBus};
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
 use crate::time::now_millis;
 use crate::validate;
@@ -153,8 +153,20 @@ pub async fn spawn(
             .metadata(serde_json::json!({ "label": label, "runId": run.run_id })),
     )
     .await?;
-    follow_run(Arc::clone(hub), run.run_id);
+    follow_up(hub, bus, AgentAction::RunStarted { session_key: key.clone(), run_id: run.run_id });
     Ok(hub.get(&key).unwrap_or(agent))
+}
+
+/// Follows up an action here when this instance polls the runtime, or hands it to the one
+/// that does (so runs started through any instance reach DONE/FAILED, and kills show).
+pub fn follow_up(hub: &Arc<AgentHub>, bus: &EventBus, action: AgentAction) {
+    if !hub.is_leader() {
+        bus.publish(Event::AgentAction(Arc::new(action)));
+        return;
+    }
+    if let AgentAction::RunStarted { run_id, .. } = action {
+        follow_run(Arc::clone(hub), run_id);
+    }
 }
 
 /// Follows a run to its end in the background, then polls so the outcome shows at once.
@@ -211,7 +223,7 @@ pub async fn send(
             .metadata(serde_json::json!({ "runId": run.run_id, "length": message.chars().count() })),
     )
     .await?;
-    follow_run(Arc::clone(hub), run.run_id);
+    follow_up(hub, bus, AgentAction::RunStarted { session_key: id.to_owned(), run_id: run.run_id });
     hub.poll_once().await;
     Ok(())
 }
@@ -227,6 +239,7 @@ pub async fn kill(
     let before = known_agent(hub, id)?;
     hub.runtime().kill(id).await?;
     log(db, bus, NewActivity::new(ActivityKind::Agent, actor, "killed").target("agent", id)).await?;
+    follow_up(hub, bus, AgentAction::Killed { session_key: id.to_owned() });
     hub.poll_once().await;
     Ok(hub.get(id).unwrap_or(AgentInfo { status: AgentState::Killed, ..before }))
 }

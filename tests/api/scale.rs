@@ -370,3 +370,44 @@ async fn stopping_redis_mid_run_loses_no_activity_for_a_client_that_resumes() {
     assert_eq!(ids(&received), expected, "every activity exactly once, in order");
     assert!(matches!(ws.next_within(Duration::from_millis(500)).await, Err(WsEnd::Timeout)));
 }
+
+#[tokio::test]
+async fn a_run_started_through_a_follower_is_followed_up_by_the_leader() {
+    let Some(redis) = services() else { return };
+    let home = ClawdbotHome::new();
+    let extra = [
+        ("MC_AGENT_RUNTIME", "clawdbot".to_owned()),
+        ("CLAWDBOT_STATE_DIR", home.dir.display().to_string()),
+        ("CLAWDBOT_BIN", home.bin.display().to_string()),
+        ("MC_AGENT_POLL_INTERVAL", "1s".to_owned()),
+    ];
+    let fleet = fleet(&redis, &extra).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let follower = loop {
+        let a = fleet.health(&fleet.a).await.unwrap()["agentPollerLeader"] == true;
+        let b = fleet.health(&fleet.b).await.unwrap()["agentPollerLeader"] == true;
+        if a != b {
+            break if a { &fleet.b } else { &fleet.a };
+        }
+        assert!(Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let spawned = fleet
+        .graphql(follower, "mutation { spawnAgent(input: {label: \"via follower\", task: \"t\"}) { id } }", json!({}))
+        .await;
+    let id = spawned["spawnAgent"]["id"].as_str().unwrap().to_owned();
+    // The gateway records the session, as the real one does.
+    let mut store: Value = serde_json::from_str(&std::fs::read_to_string(home.store()).unwrap()).unwrap();
+    store[&id] = json!({ "sessionId": "via-follower", "label": "via follower", "updatedAt": chrono::Utc::now().timestamp_millis() });
+    home.write_store(&store);
+    // Only the leader's agent.wait can tell DONE; recency alone would say RUNNING for a minute.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let data = fleet.graphql(follower, "query($id: ID!) { agent(id: $id) { status } }", json!({ "id": id })).await;
+        if data["agent"]["status"] == "DONE" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run was never followed up: {data}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

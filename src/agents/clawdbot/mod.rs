@@ -297,6 +297,14 @@ impl AgentRuntime for ClawdbotRuntime {
         lock(&self.tracker).run_abandoned(run_id);
     }
 
+    fn adopt_run(&self, session_key: &str, run_id: &str) {
+        lock(&self.tracker).run_started(session_key, run_id);
+    }
+
+    fn adopt_kill(&self, session_key: &str) {
+        lock(&self.tracker).killed(session_key, self.now());
+    }
+
     async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError> {
         self.list_at(self.now()).await
     }

@@ -325,8 +325,10 @@ async fn graphql_post(
 
 /// `GET /graphql`: GraphiQL for browsers, otherwise a query (never a mutation) from the URL.
 async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    // A browser navigating here (HTML, not a GraphQL media type) gets GraphiQL, `?query=`
+    // links included; GraphQL clients asking for JSON get their query run.
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if accept.contains("text/html") && query.is_none() {
+    if accept.contains("text/html") && !accept.contains("application/json") && !accept.contains(GRAPHQL_RESPONSE_JSON) {
         if !state.limits.graphiql {
             return (StatusCode::NOT_FOUND, "GraphiQL is off in production (turn it on with --graphiql)")
                 .into_response();

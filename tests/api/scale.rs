@@ -177,6 +177,32 @@ impl Fleet {
     }
 }
 
+/// Two instances on the Clawdbot runtime over `home` (fake CLI), polling every second.
+async fn clawdbot_fleet(redis: &str, home: &ClawdbotHome) -> Fleet {
+    let extra = [
+        ("MC_AGENT_RUNTIME", "clawdbot".to_owned()),
+        ("CLAWDBOT_STATE_DIR", home.dir.display().to_string()),
+        ("CLAWDBOT_BIN", home.bin.display().to_string()),
+        ("MC_AGENT_POLL_INTERVAL", "1s".to_owned()),
+    ];
+    fleet(redis, &extra).await
+}
+
+/// Waits (up to 15 s) until exactly one instance holds the poller lease; true when it is `a`.
+async fn leader_is_a(fleet: &Fleet) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let a = fleet.health(&fleet.a).await.unwrap()["agentPollerLeader"] == true;
+        let b = fleet.health(&fleet.b).await.unwrap()["agentPollerLeader"] == true;
+        assert!(!(a && b), "never two leaders");
+        if a || b {
+            return a;
+        }
+        assert!(Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Reads `n` activity events from `ws`; returns (id, cursor) pairs.
 async fn read_activities(ws: &mut WsClient, n: usize) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(n);
@@ -250,24 +276,8 @@ async fn a_thousand_mutations_over_both_instances_reach_subscribers_on_both_exac
 async fn killing_the_leader_hands_agent_polling_to_the_other_within_15s() {
     let Some(redis) = services() else { return };
     let home = ClawdbotHome::new();
-    let extra = [
-        ("MC_AGENT_RUNTIME", "clawdbot".to_owned()),
-        ("CLAWDBOT_STATE_DIR", home.dir.display().to_string()),
-        ("CLAWDBOT_BIN", home.bin.display().to_string()),
-        ("MC_AGENT_POLL_INTERVAL", "1s".to_owned()),
-    ];
-    let mut fleet = fleet(&redis, &extra).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let leaders = loop {
-        let a = fleet.health(&fleet.a).await.unwrap()["agentPollerLeader"] == true;
-        let b = fleet.health(&fleet.b).await.unwrap()["agentPollerLeader"] == true;
-        if a || b {
-            assert!(!(a && b), "never two leaders");
-            break (a, b);
-        }
-        assert!(Instant::now() < deadline, "no leader elected");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let mut fleet = clawdbot_fleet(&redis, &home).await;
+    let leaders = if leader_is_a(&fleet).await { (true, false) } else { (false, true) };
     // The follower serves the leader's view: it has the agents without ever polling.
     let follower = if leaders.0 { &fleet.b } else { &fleet.a };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -375,23 +385,8 @@ async fn stopping_redis_mid_run_loses_no_activity_for_a_client_that_resumes() {
 async fn a_run_started_through_a_follower_is_followed_up_by_the_leader() {
     let Some(redis) = services() else { return };
     let home = ClawdbotHome::new();
-    let extra = [
-        ("MC_AGENT_RUNTIME", "clawdbot".to_owned()),
-        ("CLAWDBOT_STATE_DIR", home.dir.display().to_string()),
-        ("CLAWDBOT_BIN", home.bin.display().to_string()),
-        ("MC_AGENT_POLL_INTERVAL", "1s".to_owned()),
-    ];
-    let fleet = fleet(&redis, &extra).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let follower = loop {
-        let a = fleet.health(&fleet.a).await.unwrap()["agentPollerLeader"] == true;
-        let b = fleet.health(&fleet.b).await.unwrap()["agentPollerLeader"] == true;
-        if a != b {
-            break if a { &fleet.b } else { &fleet.a };
-        }
-        assert!(Instant::now() < deadline, "no leader elected");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let fleet = clawdbot_fleet(&redis, &home).await;
+    let follower = if leader_is_a(&fleet).await { &fleet.b } else { &fleet.a };
     let spawned = fleet
         .graphql(follower, "mutation { spawnAgent(input: {label: \"via follower\", task: \"t\"}) { id } }", json!({}))
         .await;

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, Query, SelectStatement, UnionType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 
 use super::types::{
@@ -117,10 +117,57 @@ pub async fn list(
     first: u64,
     after: Option<&str>,
 ) -> AppResult<TaskPage> {
-    let mut rows = list_query(filter, order, first, after)?.all(db).await?;
+    let mut rows = match distinct_statuses(filter) {
+        Some(statuses) if statuses.len() > 1 => {
+            let statement = merged_query(filter, &statuses, order, first, after)?;
+            task::Model::find_by_statement(db.get_database_backend().build(&statement)).all(db).await?
+        }
+        _ => list_query(filter, order, first, after)?.all(db).await?,
+    };
     let has_next = rows.len() as u64 > first;
     rows.truncate(first as usize);
     Ok(TaskPage { rows, has_next })
+}
+
+/// The statuses of a filter, without repeats.
+fn distinct_statuses(filter: &TaskFilter) -> Option<Vec<TaskStatus>> {
+    let mut statuses = filter.status.clone()?;
+    statuses.sort_by_key(|s| s.as_str());
+    statuses.dedup();
+    Some(statuses)
+}
+
+/// Several statuses: the first page of each status, read from its own index range, then
+/// merged. Sorting every task of those statuses (what `status IN (...) ORDER BY` does) grows
+/// with the board; this reads at most `first + 1` rows per status.
+pub fn merged_query(
+    filter: &TaskFilter,
+    statuses: &[TaskStatus],
+    order: TaskOrder,
+    first: u64,
+    after: Option<&str>,
+) -> AppResult<SelectStatement> {
+    let mut branches = statuses.iter().enumerate().map(|(i, status)| {
+        let one = TaskFilter { status: Some(vec![*status]), ..filter.clone() };
+        list_query(&one, order, first, after).map(|select| {
+            Query::select().column(Asterisk).from_subquery(select.into_query(), Alias::new(format!("s{i}"))).to_owned()
+        })
+    });
+    let mut union = branches.next().ok_or_else(|| AppError::Internal("merged query without statuses".into()))??;
+    for branch in branches {
+        union.union(UnionType::All, branch?);
+    }
+    let dir = match order.direction {
+        OrderDirection::Asc => Order::Asc,
+        OrderDirection::Desc => Order::Desc,
+    };
+    Ok(Query::select()
+        .column(Asterisk)
+        .from_subquery(union, Alias::new("merged"))
+        .order_by(order_column(order.field), dir.clone())
+        .order_by(task::Column::Id, dir)
+        .limit(first + 1)
+        .to_owned())
 }
 
 /// The query behind [`list`]: one row more than `first`, to tell whether a next page exists.

@@ -441,3 +441,63 @@ async fn concurrent_writes_to_one_task_all_land() {
     assert_eq!(task["task"]["comments"].as_array().unwrap().len(), 10);
     assert_eq!(app.ok("{ feed { totalCount } }", json!({})).await["feed"]["totalCount"], 21);
 }
+
+#[tokio::test]
+async fn several_statuses_page_in_order_from_their_own_index_ranges() {
+    use mission_control::tasks::service::merged_query;
+    use mission_control::tasks::types::{OrderDirection, TaskFilter, TaskOrder, TaskOrderField, TaskStatus};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let app = spawn_app().await;
+    let mut wanted = Vec::new();
+    for i in 0..30 {
+        let (status, priority) = (["TODO", "DONE", "REVIEW"][i % 3], ["LOW", "HIGH"][i % 2]);
+        let id = app.create_task(json!({ "title": format!("t{i}"), "status": status, "priority": priority })).await;
+        if status != "DONE" {
+            wanted.push(id);
+        }
+    }
+    wanted.reverse(); // newest first
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .ok(
+                "query($a: String) { tasks(filter: {status: [REVIEW, TODO, TODO]}, first: 4, after: $a) { totalCount edges { node { id } } pageInfo { hasNextPage endCursor } } }",
+                json!({ "a": after }),
+            )
+            .await;
+        assert_eq!(page["tasks"]["totalCount"], 20);
+        seen.extend(
+            page["tasks"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()),
+        );
+        if page["tasks"]["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = page["tasks"]["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, wanted, "every matching task once, newest first, across pages");
+
+    // Also by priority, where many rows tie.
+    let page = app.ok("{ tasks(filter: {status: [TODO, REVIEW]}, orderBy: {field: PRIORITY, direction: DESC}, first: 100) { edges { node { priority } } } }", json!({})).await;
+    let priorities: Vec<&str> =
+        page["tasks"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["priority"].as_str().unwrap()).collect();
+    assert_eq!(priorities.len(), 20);
+    assert!(priorities.windows(2).all(|w| !(w[0] == "LOW" && w[1] == "HIGH")), "{priorities:?}");
+
+    if app.db.get_database_backend() == DbBackend::Sqlite {
+        let filter = TaskFilter { status: Some(vec![TaskStatus::Todo, TaskStatus::Review]), ..Default::default() };
+        let order = TaskOrder { field: TaskOrderField::CreatedAt, direction: OrderDirection::Desc };
+        let statement = merged_query(&filter, &[TaskStatus::Todo, TaskStatus::Review], order, 50, None).unwrap();
+        let sql = DbBackend::Sqlite.build(&statement).to_string();
+        let plan = app
+            .db
+            .query_all_raw(Statement::from_string(DbBackend::Sqlite, format!("EXPLAIN QUERY PLAN {sql}")))
+            .await
+            .unwrap();
+        let steps: Vec<String> = plan.iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect();
+        let index_reads = steps.iter().filter(|s| s.contains("USING INDEX idx_tasks_status_created")).count();
+        assert_eq!(index_reads, 2, "one index range per status: {steps:?}");
+        assert!(!steps.iter().any(|s| s.starts_with("SCAN tasks")), "{steps:?}");
+    }
+}

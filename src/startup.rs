@@ -76,6 +76,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     poll_interval: Duration,
+    demo: bool,
     stop: (Trigger, shutdown::Signal),
 }
 
@@ -220,7 +221,7 @@ impl App {
             started: Instant::now(),
             instance,
         };
-        Ok(App { listener, state, poll_interval: config.agent_poll_interval, stop })
+        Ok(App { listener, state, poll_interval: config.agent_poll_interval, demo: config.demo, stop })
     }
 
     /// The bound port.
@@ -242,6 +243,16 @@ impl App {
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (trigger, signal) = self.stop;
         let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal.clone()));
+        if self.demo {
+            let s = &self.state;
+            tokio::spawn(crate::agents::demo::keep_alive(
+                Arc::clone(&s.hub),
+                s.db.clone(),
+                s.bus.clone(),
+                Duration::from_secs(15),
+                signal.clone(),
+            ));
+        }
         let rate = Arc::clone(&self.state.rate);
         let mut janitor_stop = signal;
         let janitor = tokio::spawn(async move {

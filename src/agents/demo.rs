@@ -40,3 +40,32 @@ pub async fn seed(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus) 
     }
     Ok(())
 }
+
+/// Sends one sample agent a new message, so the demo board keeps changing.
+pub async fn nudge_once(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus, round: usize) -> AppResult<()> {
+    let agents = hub.snapshot();
+    let Some(agent) = agents.get(round % agents.len().max(1)) else { return Ok(()) };
+    let message = ["Any progress?", "Please double-check the numbers.", "Summarise what you found."][round % 3];
+    super::service::send(hub, db, bus, "demo", &agent.id, message).await
+}
+
+/// `--demo`: nudges an agent every `every` until `shutdown`.
+pub async fn keep_alive(
+    hub: Arc<AgentHub>,
+    db: DatabaseConnection,
+    bus: EventBus,
+    every: std::time::Duration,
+    mut shutdown: crate::shutdown::Signal,
+) {
+    let mut round = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait() => return,
+        }
+        if let Err(err) = nudge_once(&hub, &db, &bus, round).await {
+            tracing::warn!(error = %err, "demo nudge failed");
+        }
+        round += 1;
+    }
+}

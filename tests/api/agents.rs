@@ -433,4 +433,11 @@ async fn demo_mode_starts_with_agents_and_tasks() {
     for edge in data["tasks"]["edges"].as_array().unwrap() {
         assert!(edge["node"]["agent"]["label"].is_string(), "every sample task is linked to a live agent: {edge}");
     }
+    // The demo keeps moving: a nudge messages an agent and logs it.
+    let db = app.db.clone();
+    mission_control::agents::demo::nudge_once(&app.hub, &db, &app.bus(), 1).await.unwrap();
+    let feed = app
+        .ok("{ feed(filter: {type: AGENT, actor: \"demo\"}, first: 1) { edges { node { action } } } }", json!({}))
+        .await;
+    assert_eq!(feed["feed"]["edges"][0]["node"]["action"], "messaged");
 }

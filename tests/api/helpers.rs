@@ -46,6 +46,7 @@ pub struct TestApp {
     pub tokens: TokenService,
     pub hub: Arc<AgentHub>,
     pub db: DatabaseConnection,
+    bus: mission_control::events::EventBus,
     /// The SQLite file to delete when the app is dropped.
     sqlite_file: Option<std::path::PathBuf>,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -99,6 +100,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
     let tokens = app.state().auth.tokens.clone();
     let hub = Arc::clone(&app.state().hub);
     let db = app.state().db.clone();
+    let bus = app.state().bus.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -113,6 +115,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
         tokens,
         hub,
         db,
+        bus,
         sqlite_file: database_url
             .strip_prefix("sqlite://")
             .and_then(|rest| rest.split('?').next())
@@ -135,6 +138,11 @@ impl TestApp {
         assert_eq!(response.status(), 200, "login refused");
         let body: Value = response.json().await.expect("login json");
         body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// The server's event bus.
+    pub fn bus(&self) -> mission_control::events::EventBus {
+        self.bus.clone()
     }
 
     /// Signs claims with the server's secret (expired tokens, custom roles).

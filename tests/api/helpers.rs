@@ -134,10 +134,7 @@ impl TestApp {
 
     /// A token for `password` (panics when refused).
     pub async fn login_token(&self, password: &str) -> String {
-        let response = self.login(json!({ "password": password })).await;
-        assert_eq!(response.status(), 200, "login refused");
-        let body: Value = response.json().await.expect("login json");
-        body["token"].as_str().expect("token").to_owned()
+        login_at(&self.client, &self.address, password).await
     }
 
     /// The server's event bus.
@@ -158,16 +155,7 @@ impl TestApp {
 
     /// Runs a GraphQL operation with `token`; returns status and body.
     pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
-        let mut request = self
-            .client
-            .post(format!("{}/graphql", self.address))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("graphql request");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("graphql json"))
+        post_graphql(&self.client, &self.address, token, query, variables).await
     }
 
     /// Runs an operation that must succeed; returns `data`.
@@ -193,6 +181,36 @@ impl TestApp {
     pub async fn ws_ready(&self) -> WsClient {
         ws_ready_on(self.port, &self.token).await
     }
+}
+
+/// POSTs an operation to `<base>/graphql` with `token`; returns status and body.
+pub async fn post_graphql(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> (u16, Value) {
+    let mut request = client.post(format!("{base}/graphql")).json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("graphql request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("graphql json"))
+}
+
+/// Logs in at `<base>/api/auth/login` with `password`; the token (panics when refused).
+pub async fn login_at(client: &reqwest::Client, base: &str, password: &str) -> String {
+    let response = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({ "password": password }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 200, "login refused");
+    let body: Value = response.json().await.expect("login json");
+    body["token"].as_str().expect("token").to_owned()
 }
 
 /// Opens `/graphql/ws` on `port` with `protocol`.

@@ -107,36 +107,13 @@ async fn fleet(redis_url: &str, extra: &[(&str, String)]) -> Fleet {
     let a = start(&env, &workdir).await;
     let b = start(&env, &workdir).await;
     let client = reqwest::Client::new();
-    let token = login(&client, &a.url()).await;
+    let token = login_at(&client, &a.url(), PASSWORD).await;
     Fleet { a, b, token, client, workdir }
-}
-
-async fn login(client: &reqwest::Client, url: &str) -> String {
-    let body: Value = client
-        .post(format!("{url}/api/auth/login"))
-        .json(&json!({ "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["token"].as_str().expect("token").to_owned()
 }
 
 impl Fleet {
     async fn graphql(&self, on: &Instance, query: &str, variables: Value) -> Value {
-        let body: Value = self
-            .client
-            .post(format!("{}/graphql", on.url()))
-            .bearer_auth(&self.token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let (_, body) = post_graphql(&self.client, &on.url(), Some(&self.token), query, variables).await;
         assert!(body.get("errors").is_none(), "{body}");
         body["data"].clone()
     }

@@ -354,31 +354,12 @@ async fn filtered_ordered_lists_are_answered_from_an_index_not_a_scan() {
     let page = app.ok("{ tasks(first: 1) { pageInfo { endCursor } } }", json!({})).await;
     let cursor = page["tasks"]["pageInfo"]["endCursor"].as_str().unwrap().to_owned();
     let by = |field| TaskOrder { field, direction: OrderDirection::Desc };
+    let todo = || TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() };
     let cases = [
-        (
-            TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() },
-            by(TaskOrderField::CreatedAt),
-            None,
-            "idx_tasks_status_created",
-        ),
-        (
-            TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() },
-            by(TaskOrderField::CreatedAt),
-            Some(cursor.as_str()),
-            "idx_tasks_status_created",
-        ),
-        (
-            TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() },
-            by(TaskOrderField::Priority),
-            None,
-            "idx_tasks_status_priority",
-        ),
-        (
-            TaskFilter { status: Some(vec![TaskStatus::Todo]), ..Default::default() },
-            by(TaskOrderField::DueDate),
-            None,
-            "idx_tasks_status_due",
-        ),
+        (todo(), by(TaskOrderField::CreatedAt), None, "idx_tasks_status_created"),
+        (todo(), by(TaskOrderField::CreatedAt), Some(cursor.as_str()), "idx_tasks_status_created"),
+        (todo(), by(TaskOrderField::Priority), None, "idx_tasks_status_priority"),
+        (todo(), by(TaskOrderField::DueDate), None, "idx_tasks_status_due"),
         (
             TaskFilter { assigned_agent: Some("a".into()), ..Default::default() },
             by(TaskOrderField::CreatedAt),
@@ -406,8 +387,7 @@ async fn concurrent_writes_to_one_task_all_land() {
     let app = spawn_app().await;
     let id = app.create_task(json!({ "title": "busy" })).await;
     let writers = (0..20).map(|i| {
-        let (client, url, token, id) =
-            (app.client.clone(), format!("{}/graphql", app.address), app.token.clone(), id.clone());
+        let (client, base, token, id) = (app.client.clone(), app.address.clone(), app.token.clone(), id.clone());
         tokio::spawn(async move {
             let (query, variables) = if i % 2 == 0 {
                 (
@@ -420,16 +400,7 @@ async fn concurrent_writes_to_one_task_all_land() {
                     json!({ "t": id, "p": format!("d{i}") }),
                 )
             };
-            let body: Value = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({ "query": query, "variables": variables }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let (_, body) = post_graphql(&client, &base, Some(&token), query, variables).await;
             assert!(body.get("errors").is_none(), "{body}");
         })
     });

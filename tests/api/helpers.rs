@@ -213,6 +213,34 @@ pub async fn login_at(client: &reqwest::Client, base: &str, password: &str) -> S
     body["token"].as_str().expect("token").to_owned()
 }
 
+/// The `field` of every node of a connection (`{ edges { node { field } } }`), as strings.
+pub fn node_strings(connection: &Value, field: &str) -> Vec<String> {
+    connection["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no edges in {connection}"))
+        .iter()
+        .map(|e| e["node"][field].as_str().unwrap_or_else(|| panic!("no string {field} in {e}")).to_owned())
+        .collect()
+}
+
+/// Every activity id in the feed at `<base>`, oldest first.
+pub async fn feed_ids_oldest_first(client: &reqwest::Client, base: &str, token: &str) -> Vec<String> {
+    let query = "query($a: String) { feed(first: 100, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } }";
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (_, body) = post_graphql(client, base, Some(token), query, json!({ "a": after })).await;
+        let feed = &body["data"]["feed"];
+        ids.extend(node_strings(feed, "id"));
+        if feed["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = feed["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    ids.reverse();
+    ids
+}
+
 /// Opens `/graphql/ws` on `port` with `protocol`.
 pub async fn ws_connect(port: u16, protocol: &str) -> WsClient {
     let mut request = format!("ws://127.0.0.1:{port}/graphql/ws").into_client_request().expect("ws request");

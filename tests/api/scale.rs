@@ -127,26 +127,7 @@ impl Fleet {
 
     /// Every activity id, oldest first.
     async fn activity_ids(&self) -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .graphql(
-                    &self.a,
-                    "query($a: String) { feed(first: 100, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } }",
-                    json!({ "a": after }),
-                )
-                .await;
-            ids.extend(
-                page["feed"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()),
-            );
-            if page["feed"]["pageInfo"]["hasNextPage"] == false {
-                break;
-            }
-            after = page["feed"]["pageInfo"]["endCursor"].as_str().map(str::to_owned);
-        }
-        ids.reverse();
-        ids
+        feed_ids_oldest_first(&self.client, &self.a.url(), &self.token).await
     }
 
     async fn health(&self, on: &Instance) -> Option<Value> {

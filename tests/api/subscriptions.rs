@@ -153,24 +153,6 @@ async fn a_rolled_back_mutation_produces_no_event() {
     assert!(matches!(ws.next_within(Duration::from_millis(300)).await, Err(WsEnd::Timeout)));
 }
 
-/// Every activity id, oldest first, from the feed.
-async fn all_activity_ids(app: &TestApp) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = app.ok("query($a: String) { feed(first: 100, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } }", json!({ "a": after })).await;
-        for edge in page["feed"]["edges"].as_array().unwrap() {
-            ids.push(edge["node"]["id"].as_str().unwrap().to_owned());
-        }
-        if page["feed"]["pageInfo"]["hasNextPage"] == false {
-            break;
-        }
-        after = page["feed"]["pageInfo"]["endCursor"].as_str().map(str::to_owned);
-    }
-    ids.reverse();
-    ids
-}
-
 #[tokio::test]
 async fn resume_with_after_replays_then_continues_without_gaps_or_duplicates() {
     let app = spawn_app().await;
@@ -209,7 +191,7 @@ async fn resume_with_after_replays_then_continues_without_gaps_or_duplicates() {
     let last_cursor = received.last().unwrap().1.clone();
     ws.subscribe("a", ACTIVITY, json!({ "a": last_cursor })).await;
     writer.await.unwrap();
-    let total = all_activity_ids(&app).await;
+    let total = feed_ids_oldest_first(&app.client, &app.address, &app.token).await;
     assert_eq!(total.len(), 45);
     while received.len() < total.len() {
         let data = ws.next_data("a").await;

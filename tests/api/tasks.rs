@@ -215,14 +215,7 @@ async fn filters_match_status_priority_agent_tag_and_search() {
     app.create_task(json!({ "title": "Write docs", "description": "explain the login flow", "status": "DONE", "priority": "LOW", "tags": ["docs"] })).await;
     app.create_task(json!({ "title": "Refactor 100% of it_all", "status": "BLOCKED", "priority": "URGENT", "tags": ["auth", "tech-debt"], "assignedAgent": "a2" })).await;
 
-    let titles = |data: &Value| -> HashSet<String> {
-        data["tasks"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["node"]["title"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let titles = |data: &Value| -> HashSet<String> { node_strings(&data["tasks"], "title").into_iter().collect() };
     let q = "query($f: TaskFilter) { tasks(filter: $f) { totalCount edges { node { title } } } }";
     let run = |f: Value| {
         let app = &app;
@@ -253,14 +246,7 @@ async fn ordering_by_priority_and_due_date() {
     app.create_task(json!({ "title": "urgent", "priority": "URGENT" })).await;
     app.create_task(json!({ "title": "high", "priority": "HIGH", "dueDate": "2030-01-01T00:00:00Z" })).await;
     let q = "query($o: TaskOrder) { tasks(orderBy: $o) { edges { node { title } } } }";
-    let order = |data: Value| -> Vec<String> {
-        data["tasks"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["node"]["title"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let order = |data: Value| node_strings(&data["tasks"], "title");
     assert_eq!(
         order(app.ok(q, json!({ "o": { "field": "PRIORITY", "direction": "DESC" } })).await),
         ["urgent", "high", "low"]
@@ -439,9 +425,7 @@ async fn several_statuses_page_in_order_from_their_own_index_ranges() {
             )
             .await;
         assert_eq!(page["tasks"]["totalCount"], 20);
-        seen.extend(
-            page["tasks"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(node_strings(&page["tasks"], "id"));
         if page["tasks"]["pageInfo"]["hasNextPage"] == false {
             break;
         }
@@ -451,8 +435,7 @@ async fn several_statuses_page_in_order_from_their_own_index_ranges() {
 
     // Also by priority, where many rows tie.
     let page = app.ok("{ tasks(filter: {status: [TODO, REVIEW]}, orderBy: {field: PRIORITY, direction: DESC}, first: 100) { edges { node { priority } } } }", json!({})).await;
-    let priorities: Vec<&str> =
-        page["tasks"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["priority"].as_str().unwrap()).collect();
+    let priorities = node_strings(&page["tasks"], "priority");
     assert_eq!(priorities.len(), 20);
     assert!(priorities.windows(2).all(|w| !(w[0] == "LOW" && w[1] == "HIGH")), "{priorities:?}");
 

@@ -117,16 +117,10 @@ impl AgentHub {
         if let Ok(mut pending) = self.pending.write() {
             pending.insert(agent.id.clone(), agent);
         }
-        self.replace_snapshot_entry_if_absent();
-    }
-
-    fn replace_snapshot_entry_if_absent(&self) {
         let current = self.snapshot();
         let merged = self.merge_pending(current.as_ref().clone());
-        if merged.len() != current.len() {
-            let changed = diff(&current, &merged);
-            self.install(merged, changed);
-        }
+        let changed = diff(&current, &merged);
+        self.install(merged, changed);
     }
 
     fn merge_pending(&self, mut agents: Vec<AgentInfo>) -> Vec<AgentInfo> {

@@ -11,6 +11,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 
+use async_graphql::MaybeUndefined;
+
 use super::types::{
     CreateTaskInput, OrderDirection, TaskFilter, TaskOrder, TaskOrderField, TaskStatus, UpdateTaskInput,
 };
@@ -300,10 +302,14 @@ pub async fn create(uow: &mut UnitOfWork, actor: &str, input: CreateTaskInput) -
     Ok(row)
 }
 
+/// A nullable field of an update: `None` when absent, `Some(None)` to clear it, `Some(Some(v))`
+/// to set `v` once `check` accepts the value given.
+fn given<T, V>(input: MaybeUndefined<T>, check: impl FnOnce(T) -> AppResult<V>) -> AppResult<Option<Option<V>>> {
+    Option::<Option<T>>::from(input).map(|value| value.map(check).transpose()).transpose()
+}
+
 /// Applies the given fields of `input` to task `id`; `updatedAt` always moves forward.
 pub async fn update(uow: &mut UnitOfWork, actor: &str, id: &str, input: UpdateTaskInput) -> AppResult<task::Model> {
-    use async_graphql::MaybeUndefined::{Null, Undefined, Value};
-
     let current = get_existing(uow.txn(), "id", id).await?;
     let mut changed: Vec<&str> = Vec::new();
     let mut row: task::ActiveModel = current.clone().into();
@@ -312,17 +318,11 @@ pub async fn update(uow: &mut UnitOfWork, actor: &str, id: &str, input: UpdateTa
         row.title = Set(validate_title(title)?);
         changed.push("title");
     }
-    match input.description {
-        Value(d) => {
-            validate::max_len("description", &d, MAX_CONTENT)?;
-            row.description = Set(Some(d));
-            changed.push("description");
-        }
-        Null => {
-            row.description = Set(None);
-            changed.push("description");
-        }
-        Undefined => {}
+    if let Some(description) =
+        given(input.description, |d| validate::max_len("description", &d, MAX_CONTENT).map(|()| d))?
+    {
+        row.description = Set(description);
+        changed.push("description");
     }
     if let Some(status) = input.status {
         row.status = Set(status.as_str().to_owned());
@@ -332,47 +332,25 @@ pub async fn update(uow: &mut UnitOfWork, actor: &str, id: &str, input: UpdateTa
         row.priority = Set(priority.rank());
         changed.push("priority");
     }
-    match input.assigned_agent {
-        Value(a) => {
-            validate::max_len("assignedAgent", &a, validate::MAX_NAME)?;
-            row.assigned_agent = Set(Some(a));
-            changed.push("assignedAgent");
-        }
-        Null => {
-            row.assigned_agent = Set(None);
-            changed.push("assignedAgent");
-        }
-        Undefined => {}
+    if let Some(agent) =
+        given(input.assigned_agent, |a| validate::max_len("assignedAgent", &a, validate::MAX_NAME).map(|()| a))?
+    {
+        row.assigned_agent = Set(agent);
+        changed.push("assignedAgent");
     }
-    match input.due_date {
-        Value(d) => {
-            let ms = validate::date("dueDate", d)?;
-            row.due_date = Set(Some(ms));
-            row.due_sort = Set(ms);
-            changed.push("dueDate");
-        }
-        Null => {
-            row.due_date = Set(None);
-            row.due_sort = Set(i64::MAX);
-            changed.push("dueDate");
-        }
-        Undefined => {}
+    if let Some(due) = given(input.due_date, |d| validate::date("dueDate", d))? {
+        row.due_date = Set(due);
+        row.due_sort = Set(due.unwrap_or(i64::MAX));
+        changed.push("dueDate");
     }
     if let Some(tags) = &input.tags {
         row.tags = Set(tags_json(tags)?);
         replace_tags(uow.txn(), id, tags).await?;
         changed.push("tags");
     }
-    match input.metadata {
-        Value(m) => {
-            row.metadata = Set(Some(validate::metadata("metadata", &m.0)?));
-            changed.push("metadata");
-        }
-        Null => {
-            row.metadata = Set(None);
-            changed.push("metadata");
-        }
-        Undefined => {}
+    if let Some(metadata) = given(input.metadata, |m| validate::metadata("metadata", &m.0))? {
+        row.metadata = Set(metadata);
+        changed.push("metadata");
     }
     row.updated_at = Set(Ord::max(now_millis(), current.updated_at + 1));
     let updated = row.update(uow.txn()).await?;

@@ -109,6 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let cases: Vec<(&str, String, Value)> = vec![
         ("first page (50, newest first)", "{ tasks { edges { node { id title status } } } }".into(), json!({})),
+        ("first page with comments + agents", "{ tasks { edges { node { id comments { id } agent { id } } } } }".into(), json!({})),
         ("status filter + created order", "{ tasks(filter: {status: [TODO]}) { edges { node { id } } } }".into(), json!({})),
         ("status filter + priority order", "{ tasks(filter: {status: [BLOCKED]}, orderBy: {field: PRIORITY, direction: DESC}) { edges { node { id } } } }".into(), json!({})),
         ("two statuses + due date order", "{ tasks(filter: {status: [TODO, REVIEW]}, orderBy: {field: DUE_DATE, direction: ASC}) { edges { node { id } } } }".into(), json!({})),

@@ -13,7 +13,7 @@
 //! - [`entity`]: sea-orm entities, one per table.
 //! - [`auth`]: login, tokens, the caller identity.
 //! - [`tasks`], [`feed`], [`agents`]: one folder per domain (`types`, `service`, `resolvers`).
-//! - [`limits`]: rate limits; [`redis_bus`]: Redis transport, leader lease, shared counters.
+//! - [`loaders`]: batch loaders (one query per list, not per row); [`limits`]: rate limits; [`redis_bus`]: Redis transport, leader lease, shared counters.
 //! - [`pagination`], [`validate`], [`time`], [`subscriptions`], [`shutdown`]: small shared helpers.
 
 pub mod agents;
@@ -26,6 +26,7 @@ pub mod events;
 pub mod feed;
 pub mod http;
 pub mod limits;
+pub mod loaders;
 pub mod pagination;
 pub mod redis_bus;
 pub mod schema;

@@ -16,8 +16,10 @@ use crate::auth::{PasswordCheck, TokenService};
 use crate::config::{Config, RuntimeKind};
 use crate::events::EventBus;
 use crate::limits::RateLimits;
+use crate::loaders::DbLoader;
 use crate::schema::{self, AppSchema};
 use crate::shutdown::{self, Trigger};
+use async_graphql::dataloader::DataLoader;
 
 /// Login checks and the token service.
 pub struct AuthState {
@@ -176,6 +178,7 @@ impl App {
             max_depth: config.max_query_depth,
         })
         .data(db.clone())
+        .data(DataLoader::new(DbLoader { db: db.clone() }, tokio::spawn))
         .data(bus.clone())
         .data(Arc::clone(&hub))
         .limit_complexity(config.max_query_complexity)

@@ -3,6 +3,7 @@
 //! A runtime action cannot be rolled back, so its activity is logged right after the runtime
 //! accepted it; a runtime failure logs nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ const WAIT_RETRIES: u32 = 8;
 pub const MAX_METRIC: i64 = 1_000_000_000_000;
 
 /// Sums of the recorded metrics of one agent.
-#[derive(Debug, Default, FromQueryResult)]
+#[derive(Debug, Clone, Default, FromQueryResult)]
 pub struct RecordedTotals {
     pub tokens: i64,
     pub cost: f64,
@@ -40,34 +41,45 @@ pub struct RecordedTotals {
     pub tasks_completed: i64,
 }
 
-/// Sums of recorded metrics for `agent_id` (zeros when none).
-pub async fn recorded_totals(db: &impl ConnectionTrait, agent_id: &str) -> AppResult<RecordedTotals> {
+/// Sums of recorded metrics for each of `agent_ids`, in one query. Agents with nothing
+/// recorded have no entry (their totals are zero).
+pub async fn recorded_totals_of(
+    db: &impl ConnectionTrait,
+    agent_ids: &[String],
+) -> AppResult<HashMap<String, RecordedTotals>> {
     #[derive(FromQueryResult)]
     struct Row {
+        agent_id: String,
         tokens: Option<i64>,
         cost: Option<f64>,
         runtime_seconds: Option<i64>,
         tasks_completed: Option<i64>,
     }
     let bigint = |c: agent_metric::Column| Expr::col(c).sum().cast_as(Alias::new("BIGINT"));
-    let row = agent_metric::Entity::find()
-        .filter(agent_metric::Column::AgentId.eq(agent_id))
+    let rows = agent_metric::Entity::find()
+        .filter(agent_metric::Column::AgentId.is_in(agent_ids.iter().map(String::as_str)))
         .select_only()
+        .column(agent_metric::Column::AgentId)
         .column_as(bigint(agent_metric::Column::Tokens), "tokens")
         .column_as(Expr::col(agent_metric::Column::Cost).sum(), "cost")
         .column_as(bigint(agent_metric::Column::RuntimeSeconds), "runtime_seconds")
         .column_as(bigint(agent_metric::Column::TasksCompleted), "tasks_completed")
+        .group_by(agent_metric::Column::AgentId)
         .into_model::<Row>()
-        .one(db)
+        .all(db)
         .await?;
-    Ok(row
-        .map(|r| RecordedTotals {
-            tokens: r.tokens.unwrap_or(0),
-            cost: r.cost.unwrap_or(0.0),
-            runtime_seconds: r.runtime_seconds.unwrap_or(0),
-            tasks_completed: r.tasks_completed.unwrap_or(0),
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let totals = RecordedTotals {
+                tokens: r.tokens.unwrap_or(0),
+                cost: r.cost.unwrap_or(0.0),
+                runtime_seconds: r.runtime_seconds.unwrap_or(0),
+                tasks_completed: r.tasks_completed.unwrap_or(0),
+            };
+            (r.agent_id, totals)
         })
-        .unwrap_or_default())
+        .collect())
 }
 
 /// A page of recorded metrics, newest first, older than `before_id`; with the total count.

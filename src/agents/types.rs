@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use async_graphql::ErrorExtensions;
 use async_graphql::connection::{Connection, Edge};
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, InputObject, Object, ResultExt, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -11,6 +13,7 @@ use super::service;
 use crate::entity::agent_metric;
 use crate::error::AppError;
 use crate::events::AgentsChange;
+use crate::loaders::{DbLoader, TotalsOf};
 use crate::pagination;
 use crate::tasks::types::Task;
 use crate::time::from_millis;
@@ -91,8 +94,8 @@ impl Agent {
     }
     /// Recorded metrics plus transcript usage.
     async fn metrics(&self, ctx: &Context<'_>) -> async_graphql::Result<AgentMetricsSummary> {
-        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
-        let recorded = service::recorded_totals(db, &self.0.id).await.extend()?;
+        let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        let recorded = loader.load_one(TotalsOf(self.0.id.clone())).await.map_err(|e| e.extend())?.unwrap_or_default();
         Ok(AgentMetricsSummary {
             tokens: recorded.tokens.saturating_add(self.0.usage.tokens),
             cost: recorded.cost + self.0.usage.cost,

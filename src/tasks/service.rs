@@ -3,6 +3,7 @@
 //! Every mutation runs in a [`UnitOfWork`]: the change and its activity row commit together,
 //! and the events go out only after the commit.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, Query, SelectStatement, UnionType};
@@ -212,14 +213,23 @@ async fn get_existing(db: &impl ConnectionTrait, field: &str, id: &str) -> AppRe
     task::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::NotFound(format!("task {id} not found")))
 }
 
-/// Comments of a task, oldest first.
-pub async fn comments(db: &impl ConnectionTrait, task_id: &str) -> AppResult<Vec<comment::Model>> {
-    Ok(comment::Entity::find()
-        .filter(comment::Column::TaskId.eq(task_id))
+/// Comments of each of `task_ids`, oldest first, in one query. Tasks without comments have
+/// no entry.
+pub async fn comments_of(
+    db: &impl ConnectionTrait,
+    task_ids: &[String],
+) -> AppResult<HashMap<String, Vec<comment::Model>>> {
+    let rows = comment::Entity::find()
+        .filter(comment::Column::TaskId.is_in(task_ids.iter().map(String::as_str)))
         .order_by_asc(comment::Column::CreatedAt)
         .order_by_asc(comment::Column::Id)
         .all(db)
-        .await?)
+        .await?;
+    let mut by_task: HashMap<String, Vec<comment::Model>> = HashMap::new();
+    for row in rows {
+        by_task.entry(row.task_id.clone()).or_default().push(row);
+    }
+    Ok(by_task)
 }
 
 fn validate_title(title: &str) -> AppResult<String> {

@@ -3,9 +3,12 @@
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use async_graphql::dataloader::DataLoader;
+
 use crate::agents::types::Agent;
 use crate::entity::{comment, task};
 use crate::error::AppError;
+use crate::loaders::{CommentsOf, DbLoader};
 use crate::time::from_millis;
 
 /// Implements `as_str`/`parse` between a GraphQL enum and its stored string.
@@ -166,10 +169,10 @@ impl Task {
     }
     /// Comments, oldest first.
     async fn comments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Comment>> {
-        use async_graphql::ResultExt;
-        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
-        let rows = super::service::comments(db, &self.0.id).await.extend()?;
-        Ok(rows.into_iter().map(Comment::from).collect())
+        use async_graphql::ErrorExtensions;
+        let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        let rows = loader.load_one(CommentsOf(self.0.id.clone())).await.map_err(|e| e.extend())?;
+        Ok(rows.unwrap_or_default().into_iter().map(Comment::from).collect())
     }
     async fn comment_count(&self) -> i32 {
         self.0.comment_count

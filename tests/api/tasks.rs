@@ -455,3 +455,29 @@ async fn several_statuses_page_in_order_from_their_own_index_ranges() {
         assert!(!steps.iter().any(|s| s.starts_with("SCAN tasks")), "{steps:?}");
     }
 }
+
+#[tokio::test]
+async fn a_page_of_tasks_gets_each_its_own_comments_in_one_request() {
+    let app = spawn_app().await;
+    let q = "mutation($t: ID!, $c: String!) { addComment(taskId: $t, content: $c) { id } }";
+    let mut expected = Vec::new();
+    for (i, comments) in [2, 0, 3].into_iter().enumerate() {
+        let id = app.create_task(json!({ "title": format!("t{i}") })).await;
+        let contents: Vec<String> = (0..comments).map(|c| format!("task {i} comment {c}")).collect();
+        for content in &contents {
+            app.ok(q, json!({ "t": id, "c": content })).await;
+        }
+        expected.push((id, contents));
+    }
+    expected.reverse(); // newest first, as the list comes back
+    let page = app.ok("{ tasks { edges { node { id comments { taskId content } } } } }", json!({})).await;
+    let edges = page["tasks"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 3);
+    for (edge, (id, contents)) in edges.iter().zip(&expected) {
+        assert_eq!(edge["node"]["id"], id.as_str());
+        let comments = edge["node"]["comments"].as_array().unwrap();
+        assert!(comments.iter().all(|c| c["taskId"] == id.as_str()), "only its own comments: {edge}");
+        let got: Vec<&str> = comments.iter().map(|c| c["content"].as_str().unwrap()).collect();
+        assert_eq!(got, *contents, "oldest first");
+    }
+}

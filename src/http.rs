@@ -240,31 +240,48 @@ async fn execute(state: &AppState, media: MediaType, viewer: Viewer, batch: Batc
     };
     let (body, request_error) = match &response {
         BatchResponse::Single(single) => {
-            let (value, failed) = response_json(single);
-            (value, failed)
+            let sent = Sent::new(single);
+            (serde_json::to_string(&sent), sent.request_error)
         }
-        BatchResponse::Batch(list) => {
-            (serde_json::Value::Array(list.iter().map(|r| response_json(r).0).collect()), false)
-        }
+        BatchResponse::Batch(list) => (serde_json::to_string(&list.iter().map(Sent::new).collect::<Vec<_>>()), false),
     };
+    let body = body.unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.to_owned());
     // GraphQL over HTTP: with the new media type a request error (no `data`) is a 4xx;
     // with application/json every well-formed request gets 200.
     let status =
         if request_error && media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    with_type(status, media, body.to_string())
+    with_type(status, media, body)
 }
 
-/// A response as JSON; request errors (parse, validation) carry no `data` entry.
-fn response_json(response: &async_graphql::Response) -> (serde_json::Value, bool) {
-    let mut value =
-        serde_json::to_value(response).unwrap_or_else(|_| json!({ "errors": [{ "message": "internal error" }] }));
-    let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty());
-    if request_error && let Some(obj) = value.as_object_mut() {
-        obj.remove("data");
+/// One response as sent, serialised once: request errors (parse, validation) carry no
+/// `data` entry, everything else is the response as async-graphql shapes it.
+struct Sent<'a> {
+    response: &'a async_graphql::Response,
+    request_error: bool,
+}
+
+impl<'a> Sent<'a> {
+    fn new(response: &'a async_graphql::Response) -> Self {
+        let request_error = response.data == async_graphql::Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|e| e.path.is_empty());
+        Sent { response, request_error }
     }
-    (value, request_error)
+}
+
+impl serde::Serialize for Sent<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if !self.request_error {
+            return self.response.serialize(serializer);
+        }
+        let mut map = serializer.serialize_map(None)?;
+        if !self.response.extensions.is_empty() {
+            map.serialize_entry("extensions", &self.response.extensions)?;
+        }
+        map.serialize_entry("errors", &self.response.errors)?;
+        map.end()
+    }
 }
 
 /// `POST /graphql`.

@@ -71,13 +71,6 @@ impl Redis {
     }
 }
 
-/// What travels on the channel: the event and who sent it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Envelope {
-    from: String,
-    event: Event,
-}
-
 /// The Redis pub/sub transport.
 pub struct RedisTransport {
     outbox: mpsc::UnboundedSender<Event>,
@@ -86,10 +79,10 @@ pub struct RedisTransport {
 
 impl RedisTransport {
     /// Starts the publisher and subscriber tasks; received events go into `local`.
-    pub fn start(redis: Redis, instance: String, local: broadcast::Sender<Event>, shutdown: Signal) -> Self {
+    pub fn start(redis: Redis, local: broadcast::Sender<Event>, shutdown: Signal) -> Self {
         let (outbox, inbox) = mpsc::unbounded_channel();
         let healthy = Arc::new(AtomicBool::new(true));
-        tokio::spawn(publish_loop(redis.clone(), instance, inbox, local.clone(), Arc::clone(&healthy)));
+        tokio::spawn(publish_loop(redis.clone(), inbox, local.clone(), Arc::clone(&healthy)));
         tokio::spawn(subscribe_loop(redis, local, Arc::clone(&healthy), shutdown));
         RedisTransport { outbox, healthy }
     }
@@ -111,7 +104,6 @@ impl EventTransport for RedisTransport {
 /// Publishes events in order; one that cannot be published is delivered locally instead.
 async fn publish_loop(
     redis: Redis,
-    instance: String,
     mut inbox: mpsc::UnboundedReceiver<Event>,
     local: broadcast::Sender<Event>,
     healthy: Arc<AtomicBool>,
@@ -124,7 +116,7 @@ async fn publish_loop(
             let _ = local.send(event);
             continue;
         }
-        let payload = match serde_json::to_string(&Envelope { from: instance.clone(), event: event.clone() }) {
+        let payload = match serde_json::to_string(&event) {
             Ok(payload) => payload,
             Err(err) => {
                 tracing::error!(error = %err, "cannot encode an event; delivering locally");
@@ -176,9 +168,9 @@ async fn subscribe_loop(redis: Redis, local: broadcast::Sender<Event>, healthy: 
                         _ = shutdown.wait() => return,
                     };
                     let Some(message) = message else { break };
-                    match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
-                        Ok(envelope) => {
-                            let _ = local.send(envelope.event);
+                    match serde_json::from_slice::<Event>(message.get_payload_bytes()) {
+                        Ok(event) => {
+                            let _ = local.send(event);
                         }
                         Err(err) => tracing::warn!(error = %err, "ignoring a malformed event from Redis"),
                     }

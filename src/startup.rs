@@ -141,12 +141,7 @@ impl App {
         let bus = match &redis {
             Some(redis) => {
                 let local = EventBus::channel(crate::events::DEFAULT_CAPACITY);
-                let transport = crate::redis_bus::RedisTransport::start(
-                    redis.clone(),
-                    instance.clone(),
-                    local.clone(),
-                    stop.1.clone(),
-                );
+                let transport = crate::redis_bus::RedisTransport::start(redis.clone(), local.clone(), stop.1.clone());
                 EventBus::with_transport(local, Arc::new(transport))
             }
             None => EventBus::default(),

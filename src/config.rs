@@ -13,6 +13,10 @@ use clap::{ArgAction, Parser, ValueEnum};
 pub const DEFAULT_PASSWORD: &str = "admin123";
 /// Shortest JWT secret production mode accepts (HS256 wants at least 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
+/// Least entropy production mode accepts in a JWT secret, estimated from its characters.
+pub const MIN_SECRET_BITS: f64 = 96.0;
+/// Shortest plain password production mode accepts.
+pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// Which agent runtime drives `agents`, `spawnAgent` and friends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,6 +162,34 @@ pub struct Config {
     #[arg(long, env = "MC_MAX_QUERY_BYTES", default_value_t = 100_000)]
     pub max_query_bytes: usize,
 
+    /// Most lexical tokens in one query document.
+    #[arg(long, env = "MC_MAX_QUERY_TOKENS", default_value_t = 10_000)]
+    pub max_query_tokens: usize,
+
+    /// Deepest nesting of `{`, `[` and `(` in a query document (checked before parsing).
+    #[arg(long, env = "MC_MAX_QUERY_NESTING", default_value_t = 64)]
+    pub max_query_nesting: usize,
+
+    /// Most fields one operation may reach once its fragments are expanded.
+    #[arg(long, env = "MC_MAX_QUERY_FIELDS", default_value_t = 2_000)]
+    pub max_query_fields: usize,
+
+    /// Most directives on one field, fragment spread or inline fragment.
+    #[arg(long, env = "MC_MAX_DIRECTIVES", default_value_t = 10)]
+    pub max_directives: usize,
+
+    /// Largest WebSocket message, in bytes, once `connection_init` is acknowledged.
+    #[arg(long, env = "MC_WS_MAX_MESSAGE", default_value_t = 1024 * 1024)]
+    pub ws_max_message: usize,
+
+    /// Largest WebSocket message, in bytes, before `connection_init` is acknowledged.
+    #[arg(long, env = "MC_WS_MAX_INIT_MESSAGE", default_value_t = 256 * 1024)]
+    pub ws_max_init_message: usize,
+
+    /// Time a client has to send a request's headers (slow clients are dropped).
+    #[arg(long, env = "MC_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
     /// Most operations in one batched request (0 turns batching off).
     #[arg(long, env = "MC_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
@@ -184,6 +216,14 @@ pub enum ConfigError {
         "production mode needs JWT_SECRET (or --jwt-secret) of at least {MIN_SECRET_BYTES} bytes, e.g. `openssl rand -base64 48`"
     )]
     WeakSecret,
+    #[error(
+        "JWT_SECRET (or --jwt-secret) has about {0:.0} bits of entropy; production mode needs {MIN_SECRET_BITS:.0}: use random bytes, e.g. `openssl rand -base64 48`"
+    )]
+    LowEntropySecret(f64),
+    #[error(
+        "{0} is shorter than {MIN_PASSWORD_CHARS} characters; production mode needs a longer one (or an argon2 hash)"
+    )]
+    ShortPassword(&'static str),
 }
 
 impl Config {
@@ -242,8 +282,18 @@ impl Config {
         if self.effective_password() == DEFAULT_PASSWORD {
             return Err(ConfigError::DefaultPassword);
         }
+        let short = |p: &str| !p.starts_with("$argon2") && p.chars().count() < MIN_PASSWORD_CHARS;
+        if short(self.effective_password()) {
+            return Err(ConfigError::ShortPassword("MC_PASSWORD (--password)"));
+        }
+        if self.viewer_password.as_deref().is_some_and(short) {
+            return Err(ConfigError::ShortPassword("MC_VIEWER_PASSWORD (--viewer-password)"));
+        }
         match &self.jwt_secret {
-            Some(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(()),
+            Some(secret) if secret.len() >= MIN_SECRET_BYTES => {
+                let bits = entropy_bits(secret);
+                if bits < MIN_SECRET_BITS { Err(ConfigError::LowEntropySecret(bits)) } else { Ok(()) }
+            }
             _ => Err(ConfigError::WeakSecret),
         }
     }
@@ -254,6 +304,18 @@ impl Config {
             .clone()
             .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".clawdbot")))
     }
+}
+
+/// An estimate of the entropy of `secret`: its length times the Shannon entropy of its bytes.
+/// Random text scores near its real entropy; repeats and short alphabets score low.
+pub fn entropy_bits(secret: &str) -> f64 {
+    let mut counts = [0usize; 256];
+    for b in secret.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = secret.len() as f64;
+    let per_byte: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n).map(|p| -p * p.log2()).sum();
+    per_byte * n
 }
 
 #[cfg(test)]
@@ -270,12 +332,32 @@ mod tests {
 
     #[test]
     fn production_refuses_default_password_and_short_secret() {
-        let long = "x".repeat(MIN_SECRET_BYTES);
-        assert!(matches!(prod(None, Some(&long)).validate(), Err(ConfigError::DefaultPassword)));
-        assert!(matches!(prod(Some("admin123"), Some(&long)).validate(), Err(ConfigError::DefaultPassword)));
-        assert!(matches!(prod(Some("s3cret!"), Some("short")).validate(), Err(ConfigError::WeakSecret)));
-        assert!(matches!(prod(Some("s3cret!"), None).validate(), Err(ConfigError::WeakSecret)));
-        assert!(prod(Some("s3cret!"), Some(&long)).validate().is_ok());
+        let long = "Zq8vR2nXw4Lk9TfB3mYc7HdJ1sGp6EaU";
+        assert!(matches!(prod(None, Some(long)).validate(), Err(ConfigError::DefaultPassword)));
+        assert!(matches!(prod(Some("admin123"), Some(long)).validate(), Err(ConfigError::DefaultPassword)));
+        assert!(matches!(prod(Some("s3cret!-s3cret!"), Some("short")).validate(), Err(ConfigError::WeakSecret)));
+        assert!(matches!(prod(Some("s3cret!-s3cret!"), None).validate(), Err(ConfigError::WeakSecret)));
+        assert!(prod(Some("s3cret!-s3cret!"), Some(long)).validate().is_ok());
+    }
+
+    #[test]
+    fn production_refuses_short_passwords_and_secrets_without_entropy() {
+        let good = "Zq8vR2nXw4Lk9TfB3mYc7HdJ1sGp6EaU";
+        let err = prod(Some("x"), Some(good)).validate().unwrap_err();
+        assert!(matches!(err, ConfigError::ShortPassword(_)));
+        assert!(err.to_string().contains("MC_PASSWORD"), "{err}");
+        let mut viewer = prod(Some("s3cret!-s3cret!"), Some(good));
+        viewer.viewer_password = Some("view".into());
+        assert!(viewer.validate().unwrap_err().to_string().contains("MC_VIEWER_PASSWORD"));
+        // An argon2 hash is long by nature and accepted whatever the password behind it.
+        assert!(prod(Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), Some(good)).validate().is_ok());
+        for weak in ["a".repeat(32), "ab".repeat(16), "abcd".repeat(8)] {
+            let err = prod(Some("s3cret!-s3cret!"), Some(&weak)).validate().unwrap_err();
+            assert!(matches!(err, ConfigError::LowEntropySecret(_)), "{weak}");
+            assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        }
+        // 32 random hex digits (128 bits) pass.
+        assert!(prod(Some("s3cret!-s3cret!"), Some("9f86d081884c7d659a2feaa0c55ad015")).validate().is_ok());
     }
 
     #[test]

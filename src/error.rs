@@ -7,6 +7,96 @@ use axum::http::StatusCode;
 
 use crate::agents::runtime::RuntimeError;
 
+/// Every `extensions.code` a client can see, in one place. The README's error table is
+/// checked against [`ErrorCode::ALL`] by a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    AgentRuntimeError,
+    RateLimited,
+    InternalServerError,
+    GraphqlParseFailed,
+    GraphqlValidationFailed,
+    QueryTooDeep,
+    QueryTooComplex,
+    QueryTooLarge,
+    BadRequest,
+    BatchTooLarge,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    NotAcceptable,
+    MethodNotAllowed,
+    Timeout,
+    TooManySubscriptions,
+    SubscriptionLagged,
+    SubscriptionGap,
+}
+
+impl ErrorCode {
+    /// Every code, in the README's order.
+    pub const ALL: [ErrorCode; 22] = [
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::BadUserInput,
+        ErrorCode::AgentRuntimeError,
+        ErrorCode::RateLimited,
+        ErrorCode::InternalServerError,
+        ErrorCode::GraphqlParseFailed,
+        ErrorCode::GraphqlValidationFailed,
+        ErrorCode::QueryTooDeep,
+        ErrorCode::QueryTooComplex,
+        ErrorCode::QueryTooLarge,
+        ErrorCode::BadRequest,
+        ErrorCode::BatchTooLarge,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::NotAcceptable,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Timeout,
+        ErrorCode::TooManySubscriptions,
+        ErrorCode::SubscriptionLagged,
+        ErrorCode::SubscriptionGap,
+    ];
+
+    /// The code as clients see it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::AgentRuntimeError => "AGENT_RUNTIME_ERROR",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+            ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            ErrorCode::QueryTooDeep => "QUERY_TOO_DEEP",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::QueryTooLarge => "QUERY_TOO_LARGE",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::BatchTooLarge => "BATCH_TOO_LARGE",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::NotAcceptable => "NOT_ACCEPTABLE",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
+            ErrorCode::SubscriptionLagged => "SUBSCRIPTION_LAGGED",
+            ErrorCode::SubscriptionGap => "SUBSCRIPTION_GAP",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every failure a request can end in.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -46,15 +136,15 @@ impl AppError {
     }
 
     /// The `extensions.code` clients see.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::Unauthenticated(_) => "UNAUTHENTICATED",
-            AppError::Forbidden(_) => "FORBIDDEN",
-            AppError::NotFound(_) => "NOT_FOUND",
-            AppError::Validation(_) => "BAD_USER_INPUT",
-            AppError::AgentRuntime(_) => "AGENT_RUNTIME_ERROR",
-            AppError::RateLimited(_) => "RATE_LIMITED",
-            AppError::Db(_) | AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
+            AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::Validation(_) => ErrorCode::BadUserInput,
+            AppError::AgentRuntime(_) => ErrorCode::AgentRuntimeError,
+            AppError::RateLimited(_) => ErrorCode::RateLimited,
+            AppError::Db(_) | AppError::Internal(_) => ErrorCode::InternalServerError,
         }
     }
 
@@ -94,7 +184,7 @@ impl From<RuntimeError> for AppError {
 
 impl ErrorExtensions for AppError {
     fn extend(&self) -> async_graphql::Error {
-        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| ext.set("code", self.code()))
+        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| ext.set("code", self.code().as_str()))
     }
 }
 
@@ -102,7 +192,7 @@ impl ErrorExtensions for AppError {
 impl axum::response::IntoResponse for AppError {
     fn into_response(self) -> axum::response::Response {
         let body = serde_json::json!({
-            "error": { "code": self.code(), "message": self.public_message() }
+            "error": { "code": self.code().as_str(), "message": self.public_message() }
         });
         (self.status(), axum::Json(body)).into_response()
     }

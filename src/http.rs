@@ -16,7 +16,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{self, Viewer, bearer};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
+use crate::query_limits::ReadOnlyRequest;
 use crate::startup::AppState;
 
 /// Largest request body.
@@ -102,7 +103,7 @@ fn rate_limited(media: MediaType, wait: Duration) -> Response {
         StatusCode::TOO_MANY_REQUESTS,
         media,
         &format!("too many requests: retry in {secs} s"),
-        "RATE_LIMITED",
+        ErrorCode::RateLimited,
     );
     if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -160,7 +161,7 @@ fn negotiate(headers: &HeaderMap) -> Result<MediaType, Box<Response>> {
             StatusCode::NOT_ACCEPTABLE,
             MediaType::Json,
             "accept application/json or application/graphql-response+json",
-            "NOT_ACCEPTABLE",
+            ErrorCode::NotAcceptable,
         ))
     })
 }
@@ -187,8 +188,8 @@ fn error_response(status: StatusCode, media: MediaType, err: &AppError) -> Respo
     request_error(status, media, &err.public_message(), err.code())
 }
 
-fn request_error(status: StatusCode, media: MediaType, message: &str, code: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+fn request_error(status: StatusCode, media: MediaType, message: &str, code: ErrorCode) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
     with_type(status, media, body.to_string())
 }
 
@@ -235,7 +236,7 @@ async fn execute(state: &AppState, media: MediaType, viewer: Viewer, batch: Batc
                 "the request took longer than {} ms and was stopped",
                 state.limits.execution_timeout.as_millis()
             );
-            return request_error(StatusCode::SERVICE_UNAVAILABLE, media, &msg, "TIMEOUT");
+            return request_error(StatusCode::SERVICE_UNAVAILABLE, media, &msg, ErrorCode::Timeout);
         }
     };
     let (body, request_error) = match &response {
@@ -246,11 +247,22 @@ async fn execute(state: &AppState, media: MediaType, viewer: Viewer, batch: Batc
         BatchResponse::Batch(list) => (serde_json::to_string(&list.iter().map(Sent::new).collect::<Vec<_>>()), false),
     };
     let body = body.unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.to_owned());
+    if let BatchResponse::Single(single) = &response
+        && single.errors.iter().any(|e| has_code(e, ErrorCode::MethodNotAllowed))
+    {
+        let mut response = with_type(StatusCode::METHOD_NOT_ALLOWED, media, body);
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
     // GraphQL over HTTP: with the new media type a request error (no `data`) is a 4xx;
     // with application/json every well-formed request gets 200.
     let status =
         if request_error && media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     with_type(status, media, body)
+}
+
+fn has_code(err: &async_graphql::ServerError, code: ErrorCode) -> bool {
+    err.extensions.as_ref().and_then(|e| e.get("code")).is_some_and(|c| *c == async_graphql::Value::from(code.as_str()))
 }
 
 /// One response as sent, serialised once: request errors (parse, validation) carry no
@@ -302,7 +314,7 @@ async fn graphql_post(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
             "send the request as Content-Type: application/json",
-            "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::UnsupportedMediaType,
         );
     }
     let viewer = match authenticate(&state, &headers).await {
@@ -313,9 +325,11 @@ async fn graphql_post(
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let msg = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
-            return request_error(StatusCode::PAYLOAD_TOO_LARGE, media, &msg, "PAYLOAD_TOO_LARGE");
+            return request_error(StatusCode::PAYLOAD_TOO_LARGE, media, &msg, ErrorCode::PayloadTooLarge);
         }
-        Err(rejection) => return request_error(rejection.status(), media, &rejection.body_text(), "BAD_REQUEST"),
+        Err(rejection) => {
+            return request_error(rejection.status(), media, &rejection.body_text(), ErrorCode::BadRequest);
+        }
     };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
@@ -325,7 +339,7 @@ async fn graphql_post(
             } else {
                 format!("malformed GraphQL request: {err}")
             };
-            return request_error(StatusCode::BAD_REQUEST, media, &what, "BAD_REQUEST");
+            return request_error(StatusCode::BAD_REQUEST, media, &what, ErrorCode::BadRequest);
         }
     };
     if let BatchRequest::Batch(list) = &batch
@@ -335,9 +349,40 @@ async fn graphql_post(
             0 => "batched requests are turned off".to_owned(),
             max => format!("a batch holds 1 to {max} operations, got {}", list.len()),
         };
-        return request_error(StatusCode::BAD_REQUEST, media, &msg, "BATCH_TOO_LARGE");
+        return request_error(StatusCode::BAD_REQUEST, media, &msg, ErrorCode::BatchTooLarge);
     }
     execute(&state, media, viewer, batch).await
+}
+
+/// The parameters of a GraphQL GET request: `query`, `operationName` (the spec's spelling;
+/// `operation_name` is read too), and `variables` / `extensions` as JSON text.
+#[derive(serde::Deserialize)]
+struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName", alias = "operation_name")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+fn get_request(raw: &str) -> Result<async_graphql::Request, String> {
+    let params: GetParams = serde_urlencoded::from_str(raw).map_err(|e| format!("malformed GraphQL request: {e}"))?;
+    let query = params.query.ok_or_else(|| "malformed GraphQL request: missing `query`".to_owned())?;
+    let mut request = async_graphql::Request::new(query);
+    if let Some(name) = params.operation_name.filter(|n| !n.is_empty()) {
+        request = request.operation_name(name);
+    }
+    if let Some(text) = params.variables.filter(|v| !v.is_empty()) {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("malformed GraphQL request: variables: {e}"))?;
+        request = request.variables(async_graphql::Variables::from_json(value));
+    }
+    if let Some(text) = params.extensions.filter(|v| !v.is_empty()) {
+        // Extensions (persisted-query hashes, say) are not used here; they must still be JSON.
+        serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(|e| format!("malformed GraphQL request: extensions: {e}"))?;
+    }
+    Ok(request)
 }
 
 /// `GET /graphql`: GraphiQL for browsers, otherwise a query (never a mutation) from the URL.
@@ -362,37 +407,13 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
         Ok(v) => v,
         Err(refusal) => return refusal.respond(media),
     };
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+    let request = match get_request(query.as_deref().unwrap_or("")) {
         Ok(request) => request,
-        Err(err) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                media,
-                &format!("malformed GraphQL request: {err}"),
-                "BAD_REQUEST",
-            );
-        }
+        Err(why) => return request_error(StatusCode::BAD_REQUEST, media, &why, ErrorCode::BadRequest),
     };
-    // Mutations over GET are refused: GET must be safe (and is what a forged link sends).
-    if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
-        let is_mutation = |op: &async_graphql::parser::types::OperationDefinition| {
-            op.ty == async_graphql::parser::types::OperationType::Mutation
-        };
-        let mutation = match (&doc.operations, request.operation_name.as_deref()) {
-            (async_graphql::parser::types::DocumentOperations::Single(op), _) => is_mutation(&op.node),
-            (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => {
-                ops.get(name).is_some_and(|op| is_mutation(&op.node))
-            }
-            (async_graphql::parser::types::DocumentOperations::Multiple(ops), None) => {
-                ops.len() == 1 && ops.values().all(|op| is_mutation(&op.node))
-            }
-        };
-        if mutation {
-            let mut response =
-                request_error(StatusCode::METHOD_NOT_ALLOWED, media, "mutations must use POST", "METHOD_NOT_ALLOWED");
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return response;
-        }
-    }
+    // Mutations over GET are refused (GET must be safe, and is what a forged link sends);
+    // the query-limits extension checks this once the document is parsed.
+    let read_only = ReadOnlyRequest { operation_name: request.operation_name.clone() };
+    let request = request.data(read_only);
     execute(&state, media, viewer, BatchRequest::Single(request)).await
 }

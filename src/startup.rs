@@ -39,6 +39,10 @@ pub struct Limits {
     pub ws_max_subscriptions: usize,
     pub ws_keepalive: Duration,
     pub ws_init_timeout: Duration,
+    /// Largest WebSocket message once `connection_init` is acknowledged.
+    pub ws_max_message: usize,
+    /// Largest WebSocket message before that.
+    pub ws_max_init_message: usize,
 }
 
 /// What every handler shares.
@@ -78,6 +82,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     poll_interval: Duration,
+    header_timeout: Duration,
     demo: bool,
     stop: (Trigger, shutdown::Signal),
 }
@@ -171,6 +176,10 @@ impl App {
             max_root_fields: config.max_root_fields,
             max_query_bytes: config.max_query_bytes,
             max_depth: config.max_query_depth,
+            max_tokens: config.max_query_tokens,
+            max_nesting: config.max_query_nesting,
+            max_fields: config.max_query_fields,
+            max_directives: config.max_directives,
         })
         .data(db.clone())
         .data(DataLoader::new(DbLoader { db: db.clone() }, tokio::spawn))
@@ -215,11 +224,20 @@ impl App {
                 ws_max_subscriptions: config.ws_max_subscriptions,
                 ws_keepalive: config.ws_keepalive,
                 ws_init_timeout: config.ws_init_timeout,
+                ws_max_message: config.ws_max_message,
+                ws_max_init_message: config.ws_max_init_message.min(config.ws_max_message),
             },
             started: Instant::now(),
             instance,
         };
-        Ok(App { listener, state, poll_interval: config.agent_poll_interval, demo: config.demo, stop })
+        Ok(App {
+            listener,
+            state,
+            poll_interval: config.agent_poll_interval,
+            header_timeout: config.header_timeout,
+            demo: config.demo,
+            stop,
+        })
     }
 
     /// The bound port.
@@ -264,9 +282,7 @@ impl App {
             }
         });
         let router = crate::http::router(self.state);
-        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop)
-            .await;
+        let served = crate::serve::serve(self.listener, router, self.header_timeout, stop).await;
         trigger.fire();
         let _ = poller.await;
         let _ = janitor.await;

@@ -11,7 +11,7 @@ pub fn missed_events(name: &str) -> async_graphql::Error {
     async_graphql::Error::new(format!(
         "{name} missed events (the subscriber fell behind, or the event bus was cut off); refetch and subscribe again"
     ))
-    .extend_with(|_, e| e.set("code", "SUBSCRIPTION_LAGGED"))
+    .extend_with(|_, e| e.set("code", crate::error::ErrorCode::SubscriptionLagged.as_str()))
 }
 
 /// Turns a bus receiver into a stream of the items `pick` keeps.

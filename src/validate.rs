@@ -12,6 +12,8 @@ pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG: usize = 50;
 /// Largest metadata document, serialised.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Deepest nesting of arrays and objects in a metadata document.
+pub const MAX_METADATA_DEPTH: usize = 32;
 
 /// Fails when `value` has more than `max` characters.
 pub fn max_len(field: &str, value: &str, max: usize) -> AppResult<()> {
@@ -43,8 +45,31 @@ pub fn tags(tags: &[String]) -> AppResult<()> {
     Ok(())
 }
 
-/// Serialises metadata, refusing documents over 16 KB.
+/// Nesting depth of a JSON value, walked without recursion; stops counting past `max`.
+fn json_depth(value: &serde_json::Value, max: usize) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth);
+        if deepest > max {
+            break;
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
+}
+
+/// Serialises metadata, refusing documents over 16 KB or nested more than 32 deep (deeper
+/// ones could not be read back).
 pub fn metadata(field: &str, value: &serde_json::Value) -> AppResult<String> {
+    if json_depth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH {
+        return Err(AppError::invalid(field, format!("nested more than {MAX_METADATA_DEPTH} levels deep")));
+    }
     let text = serde_json::to_string(value).map_err(|e| AppError::Internal(format!("encoding metadata: {e}")))?;
     if text.len() > MAX_METADATA_BYTES {
         return Err(AppError::invalid(
@@ -55,15 +80,40 @@ pub fn metadata(field: &str, value: &serde_json::Value) -> AppResult<String> {
     Ok(text)
 }
 
-/// Accepts dates in years 1970..=9999 and returns epoch milliseconds.
+/// Accepts dates in years 1970..=9999 and returns epoch milliseconds. The check is made on
+/// the instant as stored: a leap second (`23:59:60`) is the next second's first instant, so
+/// `9999-12-31T23:59:60Z` would be stored in the year 10000 and is refused.
 pub fn date(field: &str, value: DateTime<Utc>) -> AppResult<i64> {
-    if !(1970..=9999).contains(&value.year()) {
+    let millis = value.timestamp_millis();
+    let stored = DateTime::<Utc>::from_timestamp_millis(millis).map(|d| d.year());
+    if !stored.is_some_and(|year| (1970..=9999).contains(&year)) {
         return Err(AppError::invalid(field, "must be between 1970 and 9999"));
     }
-    Ok(value.timestamp_millis())
+    Ok(millis)
 }
 
 /// Shortens a value for an error message.
 fn truncate(value: &str) -> String {
     value.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leap_second_at_the_end_of_9999_is_refused() {
+        let leap: DateTime<Utc> = "9999-12-31T23:59:60Z".parse().unwrap();
+        assert!(date("dueDate", leap).is_err());
+        let last: DateTime<Utc> = "9999-12-31T23:59:59.999Z".parse().unwrap();
+        assert!(date("dueDate", last).is_ok());
+    }
+
+    #[test]
+    fn metadata_deeper_than_32_levels_is_refused() {
+        let nest = |n: usize| (0..n).fold(serde_json::json!(1), |v, _| serde_json::json!([v]));
+        assert!(metadata("metadata", &nest(31)).is_ok());
+        let err = metadata("metadata", &nest(40)).unwrap_err();
+        assert!(err.to_string().contains("nested more than 32"), "{err}");
+    }
 }

@@ -18,6 +18,9 @@ pub struct Claims {
     pub jti: String,
 }
 
+/// Clock difference tolerated between instances of a fleet, for `iat` and lifetimes.
+const CLOCK_LEEWAY_SECS: i64 = 60;
+
 /// Signs and verifies tokens with one secret.
 #[derive(Clone)]
 pub struct TokenService {
@@ -71,8 +74,22 @@ impl TokenService {
             .map_err(|e| AppError::Internal(format!("signing token: {e}")))
     }
 
-    /// Verifies signature, algorithm and expiry.
+    /// Verifies signature, algorithm and expiry, and that the token was not issued in the future
+    /// nor made to live longer than this server issues tokens for (each within `CLOCK_LEEWAY`).
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        let claims = self.decode(token)?;
+        let now = Utc::now().timestamp();
+        if claims.iat > now + CLOCK_LEEWAY_SECS {
+            return Err(AppError::Unauthenticated("token is issued in the future".into()));
+        }
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp.saturating_sub(claims.iat) > ttl.saturating_add(CLOCK_LEEWAY_SECS) {
+            return Err(AppError::Unauthenticated("token lives longer than this server allows".into()));
+        }
+        Ok(claims)
+    }
+
+    fn decode(&self, token: &str) -> Result<Claims, AppError> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|err| {
             let why = match err.kind() {
                 ErrorKind::ExpiredSignature => "token expired",
@@ -111,6 +128,20 @@ mod tests {
         let (token, _) = svc.issue("alice", Role::Admin, Utc::now() - chrono::Duration::hours(2)).unwrap();
         let err = svc.verify(&token).unwrap_err();
         assert_eq!(err.to_string(), "token expired");
+    }
+
+    #[test]
+    fn tokens_from_the_future_or_living_too_long_are_refused() {
+        let svc = service();
+        let now = Utc::now().timestamp();
+        let claims = |iat: i64, exp: i64| Claims { sub: "a".into(), role: Role::Admin, iat, exp, jti: "j".into() };
+        let ahead = svc.sign(&claims(now + 365 * 86_400, now + 366 * 86_400)).unwrap();
+        assert_eq!(svc.verify(&ahead).unwrap_err().to_string(), "token is issued in the future");
+        let forever = svc.sign(&claims(now, now + 50 * 365 * 86_400)).unwrap();
+        assert_eq!(svc.verify(&forever).unwrap_err().to_string(), "token lives longer than this server allows");
+        // Within the leeway: a clock a little ahead, a lifetime of exactly the TTL.
+        assert!(svc.verify(&svc.sign(&claims(now + 30, now + 3600)).unwrap()).is_ok());
+        assert!(svc.verify(&svc.sign(&claims(now, now + 3600)).unwrap()).is_ok());
     }
 
     #[test]

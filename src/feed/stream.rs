@@ -45,7 +45,7 @@ fn rows_after(db: DatabaseConnection, last: i64) -> impl Stream<Item = AppResult
 fn gap_error(err: &crate::error::AppError, last: i64) -> async_graphql::Error {
     tracing::error!(error = %err, last, "cannot catch up an activity subscriber");
     async_graphql::Error::new(format!("missed activities could not be read back; resubscribe with after: \"{last}\""))
-        .extend_with(|_, e| e.set("code", "SUBSCRIPTION_GAP"))
+        .extend_with(|_, e| e.set("code", crate::error::ErrorCode::SubscriptionGap.as_str()))
 }
 
 /// The stream behind the `activity` subscription.

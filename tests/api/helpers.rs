@@ -3,6 +3,8 @@
 //! With `TEST_DATABASE_URL` set (PostgreSQL) every app gets a database of its own, created
 //! for it; otherwise a fresh SQLite file in the temp folder.
 
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use mission_control::startup::App;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
@@ -357,6 +360,11 @@ impl WsClient {
         }
     }
 
+    /// The underlying stream, for tests that write raw frames.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.stream
+    }
+
     /// Closes the socket.
     pub async fn close(mut self) {
         let _ = self
@@ -377,4 +385,74 @@ pub fn error_code(body: &Value) -> String {
 /// The `message` of the first error in `body`.
 pub fn error_message(body: &Value) -> String {
     body["errors"][0]["message"].as_str().unwrap_or_default().to_owned()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// One `mission-control` process.
+pub struct Instance {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Instance {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Starts the `mission-control` binary with `env` (over the test defaults), waits for `/health`.
+pub async fn start(env: &[(&str, String)], workdir: &Path) -> Instance {
+    let port = free_port();
+    let log = workdir.join(format!("instance-{port}.log"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MC_BIND", format!("127.0.0.1:{port}"))
+        .env("MC_PASSWORD", PASSWORD)
+        .env("JWT_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .env("MC_LOGIN_RATE_LIMIT", "10000")
+        .env("MC_REQUEST_RATE_LIMIT", "1000000")
+        .env("MC_WS_RATE_LIMIT", "10000")
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log file"))
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command.spawn().expect("start mission-control");
+    let instance = Instance { child, port, log };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{}/health", instance.url())).send().await.is_ok_and(|r| r.status() == 200) {
+            return instance;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("instance did not start: {}", std::fs::read_to_string(&instance.log).unwrap_or_default());
+}
+
+impl Instance {
+    /// The process's resident memory, in KiB (from `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("instance is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }

@@ -4,7 +4,7 @@
 //! Needs `TEST_DATABASE_URL` (PostgreSQL) and `TEST_REDIS_URL`; the outage test also needs
 //! `redis-server` on the PATH (it runs a private one). Without them the tests say so and pass.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -25,58 +25,6 @@ fn services() -> Option<String> {
         return None;
     }
     Some(redis)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-/// One `mission-control` process.
-struct Instance {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Instance {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-/// Starts the binary with `env`, waits for `/health`.
-async fn start(env: &[(&str, String)], workdir: &Path) -> Instance {
-    let port = free_port();
-    let log = workdir.join(format!("instance-{port}.log"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MC_BIND", format!("127.0.0.1:{port}"))
-        .env("MC_PASSWORD", PASSWORD)
-        .env("JWT_SECRET", SECRET)
-        .env("RUST_LOG", "info")
-        .env("MC_LOGIN_RATE_LIMIT", "10000")
-        .env("MC_REQUEST_RATE_LIMIT", "1000000")
-        .env("MC_WS_RATE_LIMIT", "10000")
-        .current_dir(workdir)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).expect("log file"))
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let child = command.spawn().expect("start mission-control");
-    let instance = Instance { child, port, log };
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client.get(format!("{}/health", instance.url())).send().await.is_ok_and(|r| r.status() == 200) {
-            return instance;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("instance did not start: {}", std::fs::read_to_string(&instance.log).unwrap_or_default());
 }
 
 /// Two instances on one fresh database and one Redis key prefix.

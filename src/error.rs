@@ -197,3 +197,22 @@ impl axum::response::IntoResponse for AppError {
         (self.status(), axum::Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// The README's error table lists exactly the codes of `ErrorCode`.
+    #[test]
+    fn the_readme_error_table_matches_the_enum() {
+        let readme = include_str!("../README.md");
+        let section = readme.split("## Errors").nth(1).and_then(|s| s.split("\n## ").next()).expect("an Errors section");
+        let listed: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, codes);
+    }
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
 
 /// The development default password. Production mode refuses to start with it.
 pub const DEFAULT_PASSWORD: &str = "admin123";
@@ -18,18 +18,7 @@ pub const MIN_SECRET_BITS: f64 = 96.0;
 /// Shortest plain password production mode accepts.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
-/// Which agent runtime drives `agents`, `spawnAgent` and friends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RuntimeKind {
-    /// `clawdbot` when its state folder exists, else `none`.
-    Auto,
-    /// The real Clawdbot CLI and gateway.
-    Clawdbot,
-    /// An in-process simulation, for demos and tests.
-    Simulated,
-    /// No runtime: agent actions answer `AGENT_RUNTIME_ERROR`.
-    None,
-}
+pub use crate::agents::RuntimeKind;
 
 /// Mission Control server configuration.
 /// (No `Debug`: it would print the secrets.)

@@ -5,8 +5,6 @@
 use async_graphql::ErrorExtensions;
 use axum::http::StatusCode;
 
-use crate::agents::runtime::RuntimeError;
-
 /// Every `extensions.code` a client can see, in one place. The README's error table is
 /// checked against [`ErrorCode::ALL`] by a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,15 +171,6 @@ impl AppError {
     }
 }
 
-impl From<RuntimeError> for AppError {
-    fn from(err: RuntimeError) -> Self {
-        match err {
-            RuntimeError::UnknownAgent(id) => AppError::NotFound(format!("unknown agent {id}")),
-            other => AppError::AgentRuntime(other.to_string()),
-        }
-    }
-}
-
 impl ErrorExtensions for AppError {
     fn extend(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.public_message()).extend_with(|_, ext| ext.set("code", self.code().as_str()))
@@ -206,7 +195,8 @@ mod tests {
     #[test]
     fn the_readme_error_table_matches_the_enum() {
         let readme = include_str!("../README.md");
-        let section = readme.split("## Errors").nth(1).and_then(|s| s.split("\n## ").next()).expect("an Errors section");
+        let section =
+            readme.split("## Errors").nth(1).and_then(|s| s.split("\n## ").next()).expect("an Errors section");
         let listed: Vec<&str> = section
             .lines()
             .filter_map(|line| line.strip_prefix("| `"))

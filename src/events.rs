@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::agents::runtime::AgentInfo;
 use crate::entity::{activity, task};
+use crate::snapshot::AgentInfo;
 
 /// Kinds of task change, mirrored by the GraphQL `TaskEventKind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize)]

@@ -15,7 +15,7 @@ use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::auth::{self, Viewer, bearer};
+use crate::auth::{self, Credentials, Viewer};
 use crate::error::{AppError, ErrorCode};
 use crate::query_limits::ReadOnlyRequest;
 use crate::startup::AppState;
@@ -214,16 +214,14 @@ impl Refusal {
     }
 }
 
-/// The caller, from `Authorization: Bearer <jwt>`, within the per-token rate limit.
+/// The caller, through the one auth door, within the per-token rate limit.
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).ok_or_else(|| {
-        Refusal::Unauthenticated(AppError::Unauthenticated(
-            "missing bearer token: send Authorization: Bearer <jwt>".into(),
-        ))
-    })?;
-    let viewer: Viewer = state.auth.tokens.verify(token).map_err(Refusal::Unauthenticated)?.into();
-    state.rate.check_request(token).await.map_err(Refusal::RateLimited)?;
-    Ok(viewer)
+    let principal = state
+        .auth
+        .authenticate(Credentials::Headers(headers))
+        .map_err(|e| Refusal::Unauthenticated(AppError::from(e)))?;
+    state.rate.check_request(&principal.token).await.map_err(Refusal::RateLimited)?;
+    Ok(principal.viewer)
 }
 
 /// Executes a parsed request and shapes the HTTP response.

@@ -33,6 +33,7 @@ pub mod redis_bus;
 pub mod schema;
 pub mod serve;
 pub mod shutdown;
+pub mod snapshot;
 pub mod startup;
 pub mod subscriptions;
 pub mod tasks;

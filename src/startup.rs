@@ -10,10 +10,10 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::agents::runtime::AgentRuntime;
-use crate::agents::simulated::{SimulatedConfig, SimulatedRuntime};
-use crate::agents::{AgentHub, none::NoRuntime};
+use crate::agents::{AgentHub, RuntimeChoice, RuntimeKind};
+pub use crate::auth::AuthState;
 use crate::auth::{PasswordCheck, TokenService};
-use crate::config::{Config, RuntimeKind};
+use crate::config::Config;
 use crate::events::EventBus;
 use crate::limits::RateLimits;
 use crate::loaders::DbLoader;
@@ -21,11 +21,16 @@ use crate::schema::{self, AppSchema};
 use crate::shutdown::{self, Trigger};
 use async_graphql::dataloader::DataLoader;
 
-/// Login checks and the token service.
-pub struct AuthState {
-    pub admin_password: PasswordCheck,
-    pub viewer_password: Option<PasswordCheck>,
-    pub tokens: TokenService,
+impl axum::extract::FromRef<AppState> for Arc<AuthState> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.auth)
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Arc<RateLimits> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.rate)
+    }
 }
 
 /// Limits applied by the HTTP and WebSocket layers.
@@ -87,19 +92,15 @@ pub struct App {
     stop: (Trigger, shutdown::Signal),
 }
 
-fn choose_runtime(config: &Config) -> Result<Arc<dyn AgentRuntime>, StartupError> {
-    let kind = if config.demo { RuntimeKind::Simulated } else { config.agent_runtime };
-    let state_dir = config.clawdbot_state_dir();
-    let kind = match kind {
-        RuntimeKind::Auto if state_dir.as_ref().is_some_and(|d| d.is_dir()) => RuntimeKind::Clawdbot,
-        RuntimeKind::Auto => RuntimeKind::None,
-        other => other,
-    };
-    Ok(match kind {
-        RuntimeKind::Simulated => Arc::new(SimulatedRuntime::new(SimulatedConfig::default())),
-        RuntimeKind::Clawdbot => crate::agents::clawdbot_runtime(config, state_dir)?,
-        RuntimeKind::None | RuntimeKind::Auto => Arc::new(NoRuntime),
-    })
+/// The runtime choice the configuration makes (`--demo` means the simulation).
+fn runtime_choice(config: &Config) -> RuntimeChoice {
+    RuntimeChoice {
+        kind: if config.demo { RuntimeKind::Simulated } else { config.agent_runtime },
+        state_dir: config.clawdbot_state_dir(),
+        clawdbot_bin: config.clawdbot_bin.clone(),
+        gateway_token: config.clawdbot_gateway_token.clone(),
+        call_timeout: config.agent_call_timeout,
+    }
 }
 
 impl App {
@@ -154,7 +155,7 @@ impl App {
         tracing::info!(event_bus = bus.transport_name(), instance = %instance, "event bus");
         let runtime = match runtime {
             Some(runtime) => runtime,
-            None => choose_runtime(&config)?,
+            None => crate::agents::choose_runtime(runtime_choice(&config)).map_err(StartupError::Runtime)?,
         };
         tracing::info!(runtime = runtime.name(), "agent runtime");
         let leadership = match &redis {
@@ -185,6 +186,7 @@ impl App {
         .data(DataLoader::new(DbLoader { db: db.clone() }, tokio::spawn))
         .data(bus.clone())
         .data(Arc::clone(&hub))
+        .data(Arc::clone(&hub) as Arc<dyn crate::feed::LiveAgents>)
         .limit_complexity(config.max_query_complexity)
         .limit_recursive_depth(32);
         if config.production {

@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::auth::{Viewer, bearer};
+use crate::auth::Credentials;
 use crate::error::ErrorCode;
 use crate::startup::AppState;
 
@@ -227,12 +227,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
 
 type Socket = WebSocketStream<Metered<TokioIo<hyper::upgrade::Upgraded>>>;
 
-/// The token of a `connection_init` payload: `{"authorization": "Bearer <jwt>"}` or `{"token": "<jwt>"}`.
-fn token_of(payload: &serde_json::Value) -> Option<String> {
-    let get = |key: &str| payload.get(key).and_then(|v| v.as_str());
-    get("authorization").or_else(|| get("Authorization")).and_then(bearer).or_else(|| get("token")).map(str::to_owned)
-}
-
 /// The `type` and `id` of a protocol message, for the subscription count.
 #[derive(Deserialize)]
 struct Envelope {
@@ -276,14 +270,12 @@ fn engine(
     from_client: mpsc::Receiver<String>,
     outcome: InitOutcome,
 ) -> impl futures_util::Stream<Item = WsMessage> + Unpin {
-    let tokens = state.auth.tokens.clone();
+    let auth = Arc::clone(&state.auth);
     let on_init = move |payload: serde_json::Value| async move {
-        let verified = token_of(&payload)
-            .ok_or_else(|| "connection_init must carry {\"authorization\": \"Bearer <jwt>\"}".to_owned())
-            .and_then(|token| tokens.verify(&token).map_err(|e| e.public_message()));
+        let verified = auth.authenticate(Credentials::ConnectionInit(&payload)).map_err(|e| e.to_string());
         let (result, data) = match verified {
-            Ok(claims) => {
-                let viewer = Viewer::from(claims);
+            Ok(principal) => {
+                let viewer = principal.viewer;
                 let mut data = Data::default();
                 let expires = viewer.expires_at;
                 data.insert(viewer);

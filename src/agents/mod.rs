@@ -8,6 +8,7 @@
 //! runs; the others take their snapshots from the bus.
 
 pub mod clawdbot;
+pub mod loaders;
 pub mod none;
 pub mod resolvers;
 pub mod runtime;
@@ -304,19 +305,61 @@ pub fn diff(before: &[AgentInfo], after: &[AgentInfo]) -> Vec<String> {
 
 pub mod demo;
 
-/// The Clawdbot runtime for `config`, reading the store under `state_dir`.
-pub fn clawdbot_runtime(
-    config: &crate::config::Config,
-    state_dir: Option<std::path::PathBuf>,
-) -> Result<Arc<dyn AgentRuntime>, crate::startup::StartupError> {
-    let state_dir = state_dir.ok_or_else(|| {
-        crate::startup::StartupError::Runtime("no Clawdbot state folder: set --clawdbot-state-dir or HOME".into())
-    })?;
-    let mut settings = clawdbot::ClawdbotConfig::new(state_dir);
-    settings.bin = config.clawdbot_bin.clone();
-    settings.gateway_token = config.clawdbot_gateway_token.clone();
-    settings.call_timeout = config.agent_call_timeout;
-    Ok(Arc::new(clawdbot::ClawdbotRuntime::new(settings).with_file_watch()))
+impl crate::feed::LiveAgents for AgentHub {
+    fn totals(&self) -> crate::feed::LiveAgentTotals {
+        let agents = self.snapshot();
+        crate::feed::LiveAgentTotals {
+            active: agents.iter().filter(|a| a.status == runtime::AgentState::Running).count() as i64,
+            tokens: agents.iter().fold(0i64, |sum, a| sum.saturating_add(a.usage.tokens)),
+            cost: agents.iter().map(|a| a.usage.cost).sum(),
+        }
+    }
+}
+
+/// Which agent runtime drives `agents`, `spawnAgent` and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// `clawdbot` when its state folder exists, else `none`.
+    Auto,
+    /// The real Clawdbot CLI and gateway.
+    Clawdbot,
+    /// An in-process simulation, for demos and tests.
+    Simulated,
+    /// No runtime: agent actions answer `AGENT_RUNTIME_ERROR`.
+    None,
+}
+
+/// What the runtime is chosen from: the kind asked for, and the Clawdbot settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeChoice {
+    pub kind: RuntimeKind,
+    /// The Clawdbot state folder, if one is known.
+    pub state_dir: Option<std::path::PathBuf>,
+    pub clawdbot_bin: std::path::PathBuf,
+    pub gateway_token: Option<String>,
+    pub call_timeout: std::time::Duration,
+}
+
+/// The runtime `choice` asks for (`Auto` is Clawdbot when its state folder exists); an error
+/// says what to set.
+pub fn choose_runtime(choice: RuntimeChoice) -> Result<Arc<dyn AgentRuntime>, String> {
+    let kind = match choice.kind {
+        RuntimeKind::Auto if choice.state_dir.as_ref().is_some_and(|d| d.is_dir()) => RuntimeKind::Clawdbot,
+        RuntimeKind::Auto => RuntimeKind::None,
+        other => other,
+    };
+    Ok(match kind {
+        RuntimeKind::Simulated => Arc::new(simulated::SimulatedRuntime::new(simulated::SimulatedConfig::default())),
+        RuntimeKind::Clawdbot => {
+            let state_dir = choice.state_dir.ok_or("no Clawdbot state folder: set --clawdbot-state-dir or HOME")?;
+            let mut settings = clawdbot::ClawdbotConfig::new(state_dir);
+            settings.bin = choice.clawdbot_bin;
+            settings.gateway_token = choice.gateway_token;
+            settings.call_timeout = choice.call_timeout;
+            Arc::new(clawdbot::ClawdbotRuntime::new(settings).with_file_watch())
+        }
+        RuntimeKind::None | RuntimeKind::Auto => Arc::new(none::NoRuntime),
+    })
 }
 
 #[cfg(test)]

@@ -7,40 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// Status of an agent as derived by a runtime. Mirrors the GraphQL `AgentStatus` enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AgentState {
-    Running,
-    Idle,
-    Done,
-    Failed,
-    Killed,
-    Unknown,
-}
-
-/// One agent (a runtime session) as seen at one poll.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AgentInfo {
-    /// The runtime's session key, e.g. `agent:main:subagent:<uuid>`.
-    pub id: String,
-    pub label: Option<String>,
-    pub status: AgentState,
-    pub model: Option<String>,
-    pub session_id: Option<String>,
-    pub updated_at: Option<DateTime<Utc>>,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    /// Token use and dollar cost summed from the session transcript, when known.
-    pub usage: Usage,
-}
-
-/// Token use and cost summed over a transcript.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Usage {
-    pub tokens: i64,
-    pub cost: f64,
-}
+pub use crate::snapshot::{AgentInfo, AgentState, Usage};
 
 /// One conversation message of a transcript.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -118,5 +85,44 @@ pub trait AgentRuntime: Send + Sync + 'static {
     /// its next tick. `None` (the default) when the runtime cannot tell.
     fn change_notifier(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
+    }
+}
+
+impl From<RuntimeError> for crate::error::AppError {
+    /// The runtime's own words (a CLI's stderr, a gateway's message) go to the log under a
+    /// reference; the client gets a short, stable message that names the reference.
+    fn from(err: RuntimeError) -> Self {
+        use crate::error::AppError;
+        match err {
+            RuntimeError::UnknownAgent(id) => AppError::NotFound(format!("unknown agent {id}")),
+            RuntimeError::NotConfigured(how) => AppError::AgentRuntime(how),
+            RuntimeError::Failed(detail) => {
+                let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+                tracing::warn!(reference = %reference, detail = %detail, "agent runtime call failed");
+                AppError::AgentRuntime(format!(
+                    "the agent runtime failed (reference {reference}; details in the server log)"
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuntimeError;
+    use crate::error::AppError;
+
+    #[test]
+    fn a_runtime_failure_reaches_clients_as_a_reference_not_its_output() {
+        let err = AppError::from(RuntimeError::Failed("stderr: token=abc gateway not running".into()));
+        let message = err.public_message();
+        assert!(!message.contains("gateway") && !message.contains("token"), "{message}");
+        let reference = message.split("reference ").nth(1).and_then(|r| r.split(';').next()).unwrap();
+        assert_eq!(reference.len(), 12);
+        let other = AppError::from(RuntimeError::Failed("again".into())).public_message();
+        assert_ne!(message, other, "each failure has its own reference");
+        // How to configure a runtime is not runtime output: it is shown as it is.
+        let hint = AppError::from(RuntimeError::NotConfigured("set --agent-runtime".into())).public_message();
+        assert_eq!(hint, "set --agent-runtime");
     }
 }

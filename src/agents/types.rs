@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 
 use super::runtime::{AgentInfo, AgentState, TranscriptEntry};
 use super::service;
+use crate::agents::loaders::TotalsOf;
 use crate::entity::agent_metric;
 use crate::error::AppError;
 use crate::events::AgentsChange;
-use crate::loaders::{DbLoader, TotalsOf};
+use crate::loaders::DbLoader;
 use crate::pagination;
 use crate::tasks::types::Task;
 use crate::time::from_millis;

@@ -1,6 +1,7 @@
 //! The REST shim: `POST /api/auth/login` and `GET /api/auth/verify`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -9,9 +10,9 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Role, bearer};
+use super::{AuthState, Credentials, Role};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::limits::RateLimits;
 
 /// Longest accepted username.
 const MAX_USERNAME: usize = 64;
@@ -29,13 +30,14 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 
 /// `POST /api/auth/login`: a token for the right password, `401` otherwise.
 pub async fn login(
-    State(state): State<AppState>,
+    State(auth): State<Arc<AuthState>>,
+    State(rate): State<Arc<RateLimits>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<axum::response::Response, AppError> {
-    let client = state.rate.client_ip(peer, &headers);
-    if let Err(wait) = state.rate.check_login(client).await {
+    let client = rate.client_ip(peer, &headers);
+    if let Err(wait) = rate.check_login(client).await {
         tracing::warn!(client = %client, "login refused: rate limit");
         let secs = crate::limits::retry_after_secs(wait);
         let err = AppError::RateLimited(format!("too many login attempts: retry in {secs} s"));
@@ -53,32 +55,27 @@ pub async fn login(
         }
         Some(name) => name.to_owned(),
     };
-    let role = if state.auth.admin_password.verify(&body.password) {
+    let role = if auth.admin_password.verify(&body.password) {
         Role::Admin
-    } else if state.auth.viewer_password.as_ref().is_some_and(|check| check.verify(&body.password)) {
+    } else if auth.viewer_password.as_ref().is_some_and(|check| check.verify(&body.password)) {
         Role::Viewer
     } else {
         tracing::warn!(client = %client, "login failed: wrong password");
         return Err(AppError::Unauthenticated("invalid credentials".into()));
     };
-    let (token, expires) = state.auth.tokens.issue(&subject, role, Utc::now())?;
+    let (token, expires) = auth.tokens.issue(&subject, role, Utc::now())?;
     tracing::info!(client = %client, subject = %subject, role = role.as_str(), "login");
     Ok(Json(json!({ "token": token, "expiresAt": rfc3339(expires) })).into_response())
 }
 
 /// `GET /api/auth/verify`: whether the bearer token is valid, and whose it is.
-pub async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
-        .ok_or_else(|| AppError::Unauthenticated("missing bearer token".into()))?;
-    let claims = state.auth.tokens.verify(token)?;
-    let expires = Utc.timestamp_opt(claims.exp, 0).single().map(rfc3339);
+pub async fn verify(State(auth): State<Arc<AuthState>>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+    let viewer = auth.authenticate(Credentials::Headers(&headers))?.viewer;
+    let expires = Utc.timestamp_opt(viewer.expires_at, 0).single().map(rfc3339);
     Ok(Json(json!({
         "valid": true,
-        "subject": claims.sub,
-        "role": claims.role.as_str(),
+        "subject": viewer.subject,
+        "role": viewer.role.as_str(),
         "expiresAt": expires,
     })))
 }

@@ -6,3 +6,20 @@ pub mod agent_metric;
 pub mod comment;
 pub mod task;
 pub mod task_tag;
+
+/// Implements `as_str`/`parse` between a GraphQL enum and its stored string.
+macro_rules! stored_enum {
+    ($ty:ident { $($variant:ident => $s:literal),* $(,)? }) => {
+        impl $ty {
+            /// The stored (and GraphQL) name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $s),* }
+            }
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$variant),)* _ => None }
+            }
+        }
+    };
+}
+pub(crate) use stored_enum;

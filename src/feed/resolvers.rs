@@ -7,11 +7,10 @@ use async_graphql::{Context, Object, ResultExt, Subscription};
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
 
+use super::LiveAgents;
 use super::service::{self, ActivityKind, FeedFilter};
 use super::stream::activity_stream;
 use super::types::{Activity, CURSOR_TAG, FeedStats};
-use crate::agents::AgentHub;
-use crate::agents::runtime::AgentState;
 use crate::auth::viewer;
 use crate::events::EventBus;
 use crate::pagination;
@@ -61,21 +60,18 @@ impl FeedQuery {
     async fn feed_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<FeedStats> {
         viewer(ctx).extend()?;
         let db = ctx.data::<DatabaseConnection>()?;
-        let hub = ctx.data::<Arc<AgentHub>>()?;
+        // The live agent figures are handed in by the wiring, not reached for.
+        let live = ctx.data_opt::<Arc<dyn LiveAgents>>().map(|l| l.totals()).unwrap_or_default();
         let stored = service::stats(db).await.extend()?;
-        let agents = hub.snapshot();
-        let active_agents = agents.iter().filter(|a| a.status == AgentState::Running).count() as i64;
-        let live_tokens = agents.iter().fold(0i64, |sum, a| sum.saturating_add(a.usage.tokens));
-        let live_cost: f64 = agents.iter().map(|a| a.usage.cost).sum();
         Ok(FeedStats {
             total_activities: stored.total_activities,
             recent_24h: stored.recent_24h,
             by_type: stored.by_type,
             by_actor: stored.by_actor,
             tasks_by_status: stored.tasks_by_status,
-            active_agents,
-            total_tokens: stored.recorded_tokens.saturating_add(live_tokens),
-            total_cost: stored.recorded_cost + live_cost,
+            active_agents: live.active,
+            total_tokens: stored.recorded_tokens.saturating_add(live.tokens),
+            total_cost: stored.recorded_cost + live.cost,
         })
     }
 }

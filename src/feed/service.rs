@@ -9,10 +9,10 @@ use sea_orm::{
 };
 
 use crate::db::UnitOfWork;
+use crate::entity::stored_enum;
 use crate::entity::{activity, agent_metric, task};
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-use crate::tasks::types::stored_enum;
 use crate::time::now_millis;
 use crate::validate;
 

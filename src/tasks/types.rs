@@ -8,25 +8,11 @@ use async_graphql::dataloader::DataLoader;
 use crate::agents::types::Agent;
 use crate::entity::{comment, task};
 use crate::error::AppError;
-use crate::loaders::{CommentsOf, DbLoader};
+use crate::loaders::DbLoader;
+use crate::tasks::loaders::CommentsOf;
 use crate::time::from_millis;
 
-/// Implements `as_str`/`parse` between a GraphQL enum and its stored string.
-macro_rules! stored_enum {
-    ($ty:ident { $($variant:ident => $s:literal),* $(,)? }) => {
-        impl $ty {
-            /// The stored (and GraphQL) name.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $s),* }
-            }
-            /// Parses a stored name.
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($s => Some(Self::$variant),)* _ => None }
-            }
-        }
-    };
-}
-pub(crate) use stored_enum;
+use crate::entity::stored_enum;
 
 /// Where a task stands on the board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]

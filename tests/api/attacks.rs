@@ -133,7 +133,7 @@ async fn a_list_literal_nested_thousands_deep_is_refused_everywhere_without_a_cr
         let query = nested_list(levels);
         let (status, body, took) = t.post(&query).await;
         assert_eq!(error_code(&body), "QUERY_TOO_DEEP", "{status} {body}");
-        assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
     }
     // Over GET (a URL of 20,000 levels is longer than clients send).
     let (_, body) = t.get(&nested_list(2_000)).await;
@@ -164,11 +164,11 @@ async fn fragments_that_double_at_every_level_are_refused_in_milliseconds_with_f
     let (_, body, took) = t.post(&doubling_fragments(22)).await;
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
     assert!(error_message(&body).contains("fragments are expanded"), "{body}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     // Ten times the size: a chain that deep is refused as such.
     let (_, body, took) = t.post(&doubling_fragments(220)).await;
     assert!(["QUERY_TOO_COMPLEX", "QUERY_TOO_DEEP"].contains(&error_code(&body).as_str()), "{body}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     // Two at once, while /health stays quick.
     let (twenty_two, thirty) = (doubling_fragments(22), doubling_fragments(30));
     let (a, b, health) = tokio::join!(t.post(&twenty_two), t.post(&thirty), async {
@@ -187,7 +187,7 @@ async fn root_fields_hidden_in_nested_inline_fragments_count_against_the_limit()
     let before = t.instance.rss_kib();
     let (_, body, took) = t.post(&nested_inline_roots(1_500, 30)).await;
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     // 51 through one level of fragments is over the 50-root limit; 50 is fine.
     let (_, body, _) = t.post(&nested_inline_roots(51, 3)).await;
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
@@ -197,7 +197,7 @@ async fn root_fields_hidden_in_nested_inline_fragments_count_against_the_limit()
     // Ten times the size is refused too (by its size).
     let (_, body, took) = t.post(&nested_inline_roots(15_000, 30)).await;
     assert!(body["errors"].is_array(), "{body}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     t.still_serving().await;
     assert!(t.instance.rss_kib() < before + RSS_SLACK_KIB, "RSS grew from {before} KiB to {}", t.instance.rss_kib());
 }
@@ -274,11 +274,20 @@ async fn the_subscription_cap_is_exact_even_for_subscribes_sent_before_the_ack()
     for i in 0..100 {
         ws.subscribe(&format!("late-{i}"), query, json!({})).await;
     }
+    // Read until the 30 refusals are in (a busy machine may be slow), then a little longer
+    // to see that no more come.
     let mut refused = 0;
-    while let Ok(message) = ws.next_within(Duration::from_secs(2)).await {
-        if message["type"] == "error" {
-            assert_eq!(message["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS", "{message}");
-            refused += 1;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let wait = if refused >= 30 { Duration::from_millis(700) } else { Duration::from_secs(2) };
+        match ws.next_within(wait).await {
+            Ok(message) if message["type"] == "error" => {
+                assert_eq!(message["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS", "{message}");
+                refused += 1;
+            }
+            Ok(_) => {}
+            Err(_) if refused >= 30 => break,
+            Err(_) => {}
         }
     }
     assert_eq!(refused, 30, "130 asked, 100 allowed");
@@ -294,9 +303,16 @@ async fn the_subscription_cap_is_exact_even_for_subscribes_sent_before_the_ack()
     .await;
     assert!(created["errors"].is_null(), "{created}");
     let mut delivered = std::collections::HashSet::new();
-    while let Ok(message) = ws.next_within(Duration::from_secs(2)).await {
-        if message["type"] == "next" {
-            delivered.insert(message["id"].as_str().unwrap_or_default().to_owned());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let wait = if delivered.len() >= 100 { Duration::from_millis(700) } else { Duration::from_secs(2) };
+        match ws.next_within(wait).await {
+            Ok(message) if message["type"] == "next" => {
+                delivered.insert(message["id"].as_str().unwrap_or_default().to_owned());
+            }
+            Ok(_) => {}
+            Err(_) if delivered.len() >= 100 => break,
+            Err(_) => {}
         }
     }
     assert_eq!(delivered.len(), 100);

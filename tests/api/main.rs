@@ -7,6 +7,7 @@ mod feed;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod layers;
 mod scale;
 mod schema;
 mod subscriptions;

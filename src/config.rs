@@ -10,13 +10,13 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
 
 /// The development default password. Production mode refuses to start with it.
-pub const DEFAULT_PASSWORD: &str = "admin123";
+const DEFAULT_PASSWORD: &str = "admin123";
 /// Shortest JWT secret production mode accepts (HS256 wants at least 256 bits).
-pub const MIN_SECRET_BYTES: usize = 32;
+const MIN_SECRET_BYTES: usize = 32;
 /// Least entropy production mode accepts in a JWT secret, estimated from its characters.
-pub const MIN_SECRET_BITS: f64 = 96.0;
+const MIN_SECRET_BITS: f64 = 96.0;
 /// Shortest plain password production mode accepts.
-pub const MIN_PASSWORD_CHARS: usize = 12;
+const MIN_PASSWORD_CHARS: usize = 12;
 
 pub use crate::agents::RuntimeKind;
 
@@ -297,7 +297,7 @@ impl Config {
 
 /// An estimate of the entropy of `secret`: its length times the Shannon entropy of its bytes.
 /// Random text scores near its real entropy; repeats and short alphabets score low.
-pub fn entropy_bits(secret: &str) -> f64 {
+fn entropy_bits(secret: &str) -> f64 {
     let mut counts = [0usize; 256];
     for b in secret.bytes() {
         counts[usize::from(b)] += 1;

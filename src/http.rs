@@ -21,7 +21,7 @@ use crate::query_limits::ReadOnlyRequest;
 use crate::startup::AppState;
 
 /// Largest request body.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// GraphiQL with a login bar; the WebSocket takes its token from GraphiQL's headers editor.
 const GRAPHIQL_PAGE: &str = include_str!("graphiql.html");

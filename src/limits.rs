@@ -12,13 +12,13 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// One keyed limit: `n` events per minute per key, as a burst of `n` refilled evenly.
-pub struct Limit<K: Hash + Eq + Clone> {
+struct Limit<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
 }
 
 impl<K: Hash + Eq + Clone> Limit<K> {
     /// `per_minute` events per key per minute (0 is treated as 1).
-    pub fn per_minute(per_minute: u32) -> Self {
+    fn per_minute(per_minute: u32) -> Self {
         let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Limit { limiter: RateLimiter::keyed(Quota::per_minute(n)) }
     }
@@ -111,7 +111,7 @@ impl RateLimits {
     }
 
     /// The key of a token for the per-token limit (a hash: tokens are not kept).
-    pub fn token_key(token: &str) -> u64 {
+    fn token_key(token: &str) -> u64 {
         let mut hasher = DefaultHasher::new();
         token.hash(&mut hasher);
         hasher.finish()

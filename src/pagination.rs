@@ -9,9 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::error::AppError;
 
 /// Page size when `first` is not given.
-pub const DEFAULT_PAGE: u64 = 50;
+const DEFAULT_PAGE: u64 = 50;
 /// Largest page size.
-pub const MAX_PAGE: u64 = 100;
+const MAX_PAGE: u64 = 100;
 
 /// Validates `first` (1..=100, default 50).
 pub fn page_size(first: Option<i32>) -> Result<u64, AppError> {

@@ -84,15 +84,15 @@ fn refuse(code: ErrorCode, message: String) -> ServerError {
 
 /// What a scan of the raw text found.
 #[derive(Debug, PartialEq, Eq)]
-pub struct RawShape {
-    pub tokens: usize,
-    pub nesting: usize,
+struct RawShape {
+    tokens: usize,
+    nesting: usize,
 }
 
 /// Counts tokens and the deepest bracket nesting of a GraphQL document, without recursion and
 /// stopping as soon as either passes its limit. Strings, block strings and comments are
 /// skipped as the GraphQL lexer skips them; commas and whitespace are not tokens.
-pub fn scan(text: &str, max_tokens: usize, max_nesting: usize) -> RawShape {
+fn scan(text: &str, max_tokens: usize, max_nesting: usize) -> RawShape {
     let bytes = text.as_bytes();
     let (mut i, mut tokens, mut nesting, mut deepest) = (0usize, 0usize, 0usize, 0usize);
     while i < bytes.len() && tokens <= max_tokens && deepest <= max_nesting {
@@ -280,7 +280,7 @@ fn count_aliases(set: &SelectionSet) -> usize {
 
 impl QueryLimits {
     /// Checks the raw text, before anything parses it.
-    pub fn check_text(&self, query: &str) -> ServerResult<()> {
+    fn check_text(&self, query: &str) -> ServerResult<()> {
         if query.len() > self.max_query_bytes {
             let msg = format!("the query is {} bytes; at most {} are allowed", query.len(), self.max_query_bytes);
             return Err(refuse(ErrorCode::QueryTooLarge, msg));
@@ -298,7 +298,7 @@ impl QueryLimits {
     }
 
     /// Checks a parsed document, every fragment expanded.
-    pub fn check_document(&self, doc: &ExecutableDocument) -> ServerResult<()> {
+    fn check_document(&self, doc: &ExecutableDocument) -> ServerResult<()> {
         let aliases: usize =
             doc.operations.iter().map(|(_, op)| count_aliases(&op.node.selection_set.node)).sum::<usize>()
                 + doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum::<usize>();

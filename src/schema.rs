@@ -59,7 +59,7 @@ pub fn sdl() -> String {
 /// validation failures `GRAPHQL_VALIDATION_FAILED` (or `BAD_USER_INPUT` for bad argument values,
 /// and `QUERY_TOO_COMPLEX`/`QUERY_TOO_DEEP` for the cost limits), and anything left
 /// `INTERNAL_SERVER_ERROR`.
-pub struct ErrorCodes;
+struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {

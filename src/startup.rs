@@ -92,6 +92,135 @@ pub struct App {
     stop: (Trigger, shutdown::Signal),
 }
 
+/// The password checks and the token service (a random secret when none is set).
+fn auth_state(config: &Config) -> Result<AuthState, StartupError> {
+    let admin_password = PasswordCheck::from_config(config.effective_password()).map_err(StartupError::Password)?;
+    let viewer_password = config
+        .viewer_password
+        .as_deref()
+        .map(PasswordCheck::from_config)
+        .transpose()
+        .map_err(StartupError::Password)?;
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => {
+            tracing::warn!("no JWT_SECRET set: using a random secret; tokens will not survive a restart");
+            let mut bytes = vec![0u8; 48];
+            rand::rng().fill_bytes(&mut bytes);
+            bytes
+        }
+    };
+    Ok(AuthState { admin_password, viewer_password, tokens: TokenService::new(&secret, config.token_ttl) })
+}
+
+/// Redis, when the fleet uses it (it must answer at start-up).
+async fn redis(config: &Config) -> Result<Option<crate::redis_bus::Redis>, StartupError> {
+    match &config.redis_url {
+        Some(url) => crate::redis_bus::Redis::connect(url, &config.redis_prefix)
+            .await
+            .map(Some)
+            .map_err(|e| StartupError::Redis(e.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// The event bus: in-process, or shared through Redis.
+fn event_bus(redis: Option<&crate::redis_bus::Redis>, stop: &shutdown::Signal) -> EventBus {
+    match redis {
+        Some(redis) => {
+            let local = EventBus::channel(crate::events::DEFAULT_CAPACITY);
+            let transport = crate::redis_bus::RedisTransport::start(redis.clone(), local.clone(), stop.clone());
+            EventBus::with_transport(local, Arc::new(transport))
+        }
+        None => EventBus::default(),
+    }
+}
+
+/// The agent hub over the chosen runtime, led by a Redis lease in a fleet, polled once, and
+/// seeded in demo mode.
+async fn agent_hub(
+    config: &Config,
+    runtime: Option<Arc<dyn AgentRuntime>>,
+    redis: Option<&crate::redis_bus::Redis>,
+    instance: &str,
+    db: &DatabaseConnection,
+    bus: &EventBus,
+) -> Result<Arc<AgentHub>, StartupError> {
+    let runtime = match runtime {
+        Some(runtime) => runtime,
+        None => crate::agents::choose_runtime(runtime_choice(config)).map_err(StartupError::Runtime)?,
+    };
+    tracing::info!(runtime = runtime.name(), "agent runtime");
+    let leadership = match redis {
+        Some(redis) => crate::agents::Leadership::Lease(Box::new(crate::redis_bus::LeaderLock::new(
+            redis.clone(),
+            instance.to_owned(),
+            Duration::from_secs(10),
+        ))),
+        None => crate::agents::Leadership::Always,
+    };
+    let hub = Arc::new(AgentHub::new(runtime, bus.clone(), db.clone()).with_leadership(leadership));
+    hub.poll_once().await;
+    if config.demo {
+        crate::agents::demo::seed(&hub, db, bus).await.map_err(|e| StartupError::Runtime(e.to_string()))?;
+    }
+    Ok(hub)
+}
+
+/// The schema with its limits and the data resolvers share.
+fn schema(config: &Config, db: &DatabaseConnection, bus: &EventBus, hub: &Arc<AgentHub>) -> AppSchema {
+    let mut builder = schema::build_with(schema::QueryLimits {
+        max_aliases: config.max_aliases,
+        max_root_fields: config.max_root_fields,
+        max_query_bytes: config.max_query_bytes,
+        max_depth: config.max_query_depth,
+        max_tokens: config.max_query_tokens,
+        max_nesting: config.max_query_nesting,
+        max_fields: config.max_query_fields,
+        max_directives: config.max_directives,
+    })
+    .data(db.clone())
+    .data(DataLoader::new(DbLoader { db: db.clone() }, tokio::spawn))
+    .data(bus.clone())
+    .data(Arc::clone(hub))
+    .data(Arc::clone(hub) as Arc<dyn crate::feed::LiveAgents>)
+    .limit_complexity(config.max_query_complexity)
+    .limit_recursive_depth(32);
+    if config.production {
+        builder = builder.disable_suggestions();
+        if !config.introspection {
+            builder = builder.disable_introspection();
+        }
+    }
+    builder.finish()
+}
+
+/// The rate limits, shared by the fleet through Redis when there is one.
+fn rate_limits(config: &Config, redis: Option<crate::redis_bus::Redis>) -> RateLimits {
+    let limits =
+        RateLimits::new(config.login_rate_limit, config.request_rate_limit, config.ws_rate_limit, config.trust_proxy);
+    match redis {
+        Some(redis) => limits.shared(redis),
+        None => limits,
+    }
+}
+
+/// The limits the HTTP and WebSocket layers apply.
+fn limits(config: &Config) -> Limits {
+    Limits {
+        execution_timeout: config.request_timeout,
+        graphiql: !config.production || config.graphiql,
+        production: config.production,
+        max_batch: config.max_batch,
+        cors_origins: config.cors_origins.clone(),
+        ws_max_subscriptions: config.ws_max_subscriptions,
+        ws_keepalive: config.ws_keepalive,
+        ws_init_timeout: config.ws_init_timeout,
+        ws_max_message: config.ws_max_message,
+        ws_max_init_message: config.ws_max_init_message.min(config.ws_max_message),
+    }
+}
+
 /// The runtime choice the configuration makes (`--demo` means the simulation).
 fn runtime_choice(config: &Config) -> RuntimeChoice {
     RuntimeChoice {
@@ -115,88 +244,15 @@ impl App {
         runtime: Option<Arc<dyn AgentRuntime>>,
     ) -> Result<App, StartupError> {
         config.validate()?;
-        let admin_password = PasswordCheck::from_config(config.effective_password()).map_err(StartupError::Password)?;
-        let viewer_password = config
-            .viewer_password
-            .as_deref()
-            .map(PasswordCheck::from_config)
-            .transpose()
-            .map_err(StartupError::Password)?;
-        let secret = match &config.jwt_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
-            None => {
-                tracing::warn!("no JWT_SECRET set: using a random secret; tokens will not survive a restart");
-                let mut bytes = vec![0u8; 48];
-                rand::rng().fill_bytes(&mut bytes);
-                bytes
-            }
-        };
-        let tokens = TokenService::new(&secret, config.token_ttl);
-
+        let auth = auth_state(&config)?;
         let db = crate::db::connect(&config.database_url, config.db_pool).await?;
         let instance = uuid::Uuid::new_v4().to_string();
         let stop = shutdown::channel();
-        let redis = match &config.redis_url {
-            Some(url) => Some(
-                crate::redis_bus::Redis::connect(url, &config.redis_prefix)
-                    .await
-                    .map_err(|e| StartupError::Redis(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let bus = match &redis {
-            Some(redis) => {
-                let local = EventBus::channel(crate::events::DEFAULT_CAPACITY);
-                let transport = crate::redis_bus::RedisTransport::start(redis.clone(), local.clone(), stop.1.clone());
-                EventBus::with_transport(local, Arc::new(transport))
-            }
-            None => EventBus::default(),
-        };
+        let redis = redis(&config).await?;
+        let bus = event_bus(redis.as_ref(), &stop.1);
         tracing::info!(event_bus = bus.transport_name(), instance = %instance, "event bus");
-        let runtime = match runtime {
-            Some(runtime) => runtime,
-            None => crate::agents::choose_runtime(runtime_choice(&config)).map_err(StartupError::Runtime)?,
-        };
-        tracing::info!(runtime = runtime.name(), "agent runtime");
-        let leadership = match &redis {
-            Some(redis) => crate::agents::Leadership::Lease(Box::new(crate::redis_bus::LeaderLock::new(
-                redis.clone(),
-                instance.clone(),
-                Duration::from_secs(10),
-            ))),
-            None => crate::agents::Leadership::Always,
-        };
-        let hub = Arc::new(AgentHub::new(runtime, bus.clone(), db.clone()).with_leadership(leadership));
-        hub.poll_once().await;
-        if config.demo {
-            crate::agents::demo::seed(&hub, &db, &bus).await.map_err(|e| StartupError::Runtime(e.to_string()))?;
-        }
-
-        let mut builder = schema::build_with(schema::QueryLimits {
-            max_aliases: config.max_aliases,
-            max_root_fields: config.max_root_fields,
-            max_query_bytes: config.max_query_bytes,
-            max_depth: config.max_query_depth,
-            max_tokens: config.max_query_tokens,
-            max_nesting: config.max_query_nesting,
-            max_fields: config.max_query_fields,
-            max_directives: config.max_directives,
-        })
-        .data(db.clone())
-        .data(DataLoader::new(DbLoader { db: db.clone() }, tokio::spawn))
-        .data(bus.clone())
-        .data(Arc::clone(&hub))
-        .data(Arc::clone(&hub) as Arc<dyn crate::feed::LiveAgents>)
-        .limit_complexity(config.max_query_complexity)
-        .limit_recursive_depth(32);
-        if config.production {
-            builder = builder.disable_suggestions();
-            if !config.introspection {
-                builder = builder.disable_introspection();
-            }
-        }
-        let schema = builder.finish();
-
+        let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &db, &bus).await?;
+        let schema = schema(&config, &db, &bus, &hub);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let state = AppState {
@@ -204,31 +260,9 @@ impl App {
             db,
             bus,
             hub,
-            auth: Arc::new(AuthState { admin_password, viewer_password, tokens }),
-            rate: Arc::new({
-                let limits = RateLimits::new(
-                    config.login_rate_limit,
-                    config.request_rate_limit,
-                    config.ws_rate_limit,
-                    config.trust_proxy,
-                );
-                match redis {
-                    Some(redis) => limits.shared(redis),
-                    None => limits,
-                }
-            }),
-            limits: Limits {
-                execution_timeout: config.request_timeout,
-                graphiql: !config.production || config.graphiql,
-                production: config.production,
-                max_batch: config.max_batch,
-                cors_origins: config.cors_origins.clone(),
-                ws_max_subscriptions: config.ws_max_subscriptions,
-                ws_keepalive: config.ws_keepalive,
-                ws_init_timeout: config.ws_init_timeout,
-                ws_max_message: config.ws_max_message,
-                ws_max_init_message: config.ws_max_init_message.min(config.ws_max_message),
-            },
+            auth: Arc::new(auth),
+            rate: Arc::new(rate_limits(&config, redis)),
+            limits: limits(&config),
             started: Instant::now(),
             instance,
         };

@@ -7,7 +7,7 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 use crate::events::Event;
 
 /// The error that ends a subscription which missed events it cannot replay.
-pub fn missed_events(name: &str) -> async_graphql::Error {
+fn missed_events(name: &str) -> async_graphql::Error {
     async_graphql::Error::new(format!(
         "{name} missed events (the subscriber fell behind, or the event bus was cut off); refetch and subscribe again"
     ))

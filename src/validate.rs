@@ -7,13 +7,13 @@ use crate::error::{AppError, AppResult};
 /// Longest name-like string (agent ids, authors, labels, filters).
 pub const MAX_NAME: usize = 200;
 /// Most tags on one task.
-pub const MAX_TAGS: usize = 50;
+const MAX_TAGS: usize = 50;
 /// Longest tag.
 pub const MAX_TAG: usize = 50;
 /// Largest metadata document, serialised.
-pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Deepest nesting of arrays and objects in a metadata document.
-pub const MAX_METADATA_DEPTH: usize = 32;
+const MAX_METADATA_DEPTH: usize = 32;
 
 /// Fails when `value` has more than `max` characters.
 pub fn max_len(field: &str, value: &str, max: usize) -> AppResult<()> {

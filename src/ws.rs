@@ -42,11 +42,11 @@ use crate::error::ErrorCode;
 use crate::startup::AppState;
 
 /// Close code: the token is missing, invalid or expired.
-pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// Close code: no `connection_init` in time.
-pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
+const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// Close code: a message is larger than allowed.
-pub const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_TOO_BIG: u16 = 1009;
 
 /// How long a closing socket keeps reading (and discarding) what its client still sends, so
 /// that the close frame is delivered rather than lost to a TCP reset.
@@ -294,6 +294,8 @@ fn engine(
 /// What one pass of the loop decided.
 enum Next {
     Go,
+    /// Send this text, then go on.
+    Send(String),
     /// Close with this code and reason, gracefully.
     Close(u16, String),
     /// The socket is gone or already closed.
@@ -341,9 +343,10 @@ impl Session {
         None
     }
 
-    /// Notes a server message: the ack, and subscriptions that ended.
-    fn on_server(&mut self, text: &str) {
-        if !self.acknowledged && text.contains("\"connection_ack\"") {
+    /// Notes a server message: the ack (true when this is it), and subscriptions that ended.
+    fn on_server(&mut self, text: &str) -> bool {
+        let ack = !self.acknowledged && text.contains("\"connection_ack\"");
+        if ack {
             self.acknowledged = true;
         }
         if (text.contains("\"complete\"") || text.contains("\"error\""))
@@ -353,14 +356,28 @@ impl Session {
         {
             self.active.remove(&id);
         }
+        ack
+    }
+
+    /// The engine closed the socket (`Some(code, reason)`) or ended.
+    fn engine_closed(&self, close: Option<(u16, String)>) -> Next {
+        match close {
+            Some((code, reason)) => {
+                // A refused init (1002) or a subscribe before init (1011) is an auth failure.
+                let unauthorized = self.refused() || (!self.acknowledged && code == 1011);
+                Next::Close(if unauthorized { CLOSE_UNAUTHORIZED } else { code }, reason)
+            }
+            None if self.refused() => Next::Close(CLOSE_UNAUTHORIZED, "unauthorized".into()),
+            None => Next::Close(1000, String::new()),
+        }
     }
 }
 
 async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, state: AppState) {
     let (mut sink, mut source) = socket.split();
-    let (to_engine, from_client) = mpsc::channel::<String>(32);
+    let (to_engine, client_messages) = mpsc::channel::<String>(32);
     let outcome: InitOutcome = Arc::default();
-    let mut graphql = engine(&state, protocol, from_client, Arc::clone(&outcome));
+    let mut graphql = engine(&state, protocol, client_messages, Arc::clone(&outcome));
     let limits = state.limits.clone();
     let mut session = Session {
         protocol,
@@ -380,54 +397,20 @@ async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, sta
 
     let next = loop {
         let step = tokio::select! {
-            incoming = source.next() => {
-                budget.message_done();
-                match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        let text = text.to_string();
-                        match session.on_client(&text) {
-                            Some(refusal) => match sink.send(Message::Text(refusal.into())).await {
-                                Ok(()) => Next::Go,
-                                Err(_) => Next::Stop,
-                            },
-                            // Never wait here: the engine is drained only by the other branch.
-                            None => match to_engine.try_send(text) {
-                                Ok(()) => Next::Go,
-                                Err(mpsc::error::TrySendError::Full(_)) => Next::Close(4429, "too many messages: slow down".into()),
-                                Err(mpsc::error::TrySendError::Closed(_)) => Next::Stop,
-                            },
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => Next::Close(4400, "binary messages are not part of the protocol".into()),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Next::Go,
-                    Some(Err(WsError::Capacity(_))) => too_big(&budget),
-                    Some(Err(_)) if budget.exceeded() => too_big(&budget),
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Next::Stop,
-                }
-            }
+            incoming = source.next() => from_client(incoming, &mut session, &budget, &to_engine),
             outgoing = graphql.next() => match outgoing {
                 Some(WsMessage::Text(text)) => {
-                    let was_acknowledged = session.acknowledged;
-                    session.on_server(&text);
-                    if session.acknowledged && !was_acknowledged {
+                    if session.on_server(&text) {
                         budget.set_limit(limits.ws_max_message);
                         if let Some(exp) = session.expires_at() {
                             let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
                             expiry.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(left));
                         }
                     }
-                    match sink.send(Message::Text(text.into())).await {
-                        Ok(()) => Next::Go,
-                        Err(_) => Next::Stop,
-                    }
+                    Next::Send(text)
                 }
-                Some(WsMessage::Close(code, reason)) => {
-                    // A refused init (1002) or a subscribe before init (1011) is an auth failure.
-                    let unauthorized = session.refused() || (!session.acknowledged && code == 1011);
-                    Next::Close(if unauthorized { CLOSE_UNAUTHORIZED } else { code }, reason)
-                }
-                None if session.refused() => Next::Close(CLOSE_UNAUTHORIZED, "unauthorized".into()),
-                None => Next::Close(1000, String::new()),
+                Some(WsMessage::Close(code, reason)) => session.engine_closed(Some((code, reason))),
+                None => session.engine_closed(None),
             },
             _ = &mut init_deadline, if !session.acknowledged => {
                 if protocol == Protocols::SubscriptionsTransportWS {
@@ -437,23 +420,56 @@ async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, sta
                 Next::Close(CLOSE_INIT_TIMEOUT, "connection initialisation timeout".into())
             }
             _ = &mut expiry, if session.acknowledged => Next::Close(CLOSE_UNAUTHORIZED, "token expired".into()),
-            _ = keepalive.tick(), if session.acknowledged => {
-                let ping = match protocol {
-                    Protocols::GraphQLWS => r#"{"type":"ping"}"#,
-                    Protocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
-                };
-                match sink.send(Message::Text(ping.into())).await {
-                    Ok(()) => Next::Go,
-                    Err(_) => Next::Stop,
+            _ = keepalive.tick(), if session.acknowledged => Next::Send(keepalive_ping(protocol).to_owned()),
+        };
+        match step {
+            Next::Go => {}
+            Next::Send(text) => {
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break Next::Stop;
                 }
             }
-        };
-        if !matches!(step, Next::Go) {
-            break step;
+            other => break other,
         }
     };
     if let Next::Close(code, reason) = next {
         close_gracefully(&mut sink, &mut source, code, &reason).await;
+    }
+}
+
+/// What to do with one read from the client.
+fn from_client(
+    incoming: Option<Result<Message, WsError>>,
+    session: &mut Session,
+    budget: &ReadBudget,
+    to_engine: &mpsc::Sender<String>,
+) -> Next {
+    budget.message_done();
+    match incoming {
+        Some(Ok(Message::Text(text))) => {
+            let text = text.to_string();
+            if let Some(refusal) = session.on_client(&text) {
+                return Next::Send(refusal);
+            }
+            // Never wait here: the engine is drained only by the loop's other branch.
+            match to_engine.try_send(text) {
+                Ok(()) => Next::Go,
+                Err(mpsc::error::TrySendError::Full(_)) => Next::Close(4429, "too many messages: slow down".into()),
+                Err(mpsc::error::TrySendError::Closed(_)) => Next::Stop,
+            }
+        }
+        Some(Ok(Message::Binary(_))) => Next::Close(4400, "binary messages are not part of the protocol".into()),
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Next::Go,
+        Some(Err(WsError::Capacity(_))) => too_big(budget),
+        Some(Err(_)) if budget.exceeded() => too_big(budget),
+        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Next::Stop,
+    }
+}
+
+fn keepalive_ping(protocol: Protocols) -> &'static str {
+    match protocol {
+        Protocols::GraphQLWS => r#"{"type":"ping"}"#,
+        Protocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
     }
 }
 

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use super::AgentHub;
-use crate::db::UnitOfWork;
 use crate::error::AppResult;
 use crate::events::EventBus;
-use crate::tasks::service as tasks;
-use crate::tasks::types::{CreateTaskInput, TaskPriority, TaskStatus};
+use crate::tasks::commands::{self as tasks, NewTask};
+use crate::tasks::types::{TaskPriority, TaskStatus};
 
 /// Spawns three simulated agents and creates a few tasks assigned to them.
 pub async fn seed(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus) -> AppResult<()> {
@@ -20,23 +19,22 @@ pub async fn seed(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus) 
     ];
     for (label, title, status, priority) in samples {
         let agent = super::service::spawn(hub, db, bus, "demo", label, title).await?;
-        let mut uow = UnitOfWork::begin(db).await?;
         tasks::create(
-            &mut uow,
+            db,
+            bus,
             "demo",
-            CreateTaskInput {
+            NewTask {
                 title: title.to_owned(),
                 description: Some(format!("Sample task worked on by the simulated agent '{label}'.")),
                 status: Some(status),
                 priority: Some(priority),
                 assigned_agent: Some(agent.id),
                 due_date: None,
-                tags: Some(vec!["demo".to_owned()]),
+                tags: vec!["demo".to_owned()],
                 metadata: None,
             },
         )
         .await?;
-        uow.commit(bus).await?;
     }
     Ok(())
 }

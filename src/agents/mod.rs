@@ -29,10 +29,10 @@ use crate::feed::service::{ActivityKind, NewActivity, log_activity};
 use runtime::{AgentInfo, AgentRuntime, AgentState};
 
 /// Consecutive failed polls after which agents are shown as UNKNOWN.
-pub const UNKNOWN_AFTER_FAILURES: u32 = 3;
+const UNKNOWN_AFTER_FAILURES: u32 = 3;
 /// How often the leader lease is taken or renewed (the lease lives 10 s: a dead leader is
 /// replaced within 13 s).
-pub const LEASE_RENEW: Duration = Duration::from_secs(3);
+const LEASE_RENEW: Duration = Duration::from_secs(3);
 
 /// Who polls the runtime.
 pub enum Leadership {
@@ -295,7 +295,7 @@ impl AgentHub {
 }
 
 /// Ids whose entry differs between two snapshots (added, removed or changed).
-pub fn diff(before: &[AgentInfo], after: &[AgentInfo]) -> Vec<String> {
+fn diff(before: &[AgentInfo], after: &[AgentInfo]) -> Vec<String> {
     let mut changed: Vec<String> =
         after.iter().filter(|a| before.iter().find(|b| b.id == a.id) != Some(*a)).map(|a| a.id.clone()).collect();
     changed.extend(before.iter().filter(|b| !after.iter().any(|a| a.id == b.id)).map(|b| b.id.clone()));

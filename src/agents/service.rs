@@ -24,13 +24,13 @@ use crate::time::now_millis;
 use crate::validate;
 
 /// Longest spawn task or message.
-pub const MAX_MESSAGE: usize = 10_000;
+const MAX_MESSAGE: usize = 10_000;
 /// How long one `wait` call on a run blocks before it is repeated.
 const WAIT_SLICE_MS: u64 = 30_000;
 /// Failed `wait` calls in a row before a run is given up on (about six minutes of retries).
 const WAIT_RETRIES: u32 = 8;
 /// Largest token count, runtime or task count one metrics sample may carry.
-pub const MAX_METRIC: i64 = 1_000_000_000_000;
+const MAX_METRIC: i64 = 1_000_000_000_000;
 
 /// Sums of the recorded metrics of one agent.
 #[derive(Debug, Clone, Default, FromQueryResult)]
@@ -171,7 +171,7 @@ pub async fn spawn(
 
 /// Follows up an action here when this instance polls the runtime, or hands it to the one
 /// that does (so runs started through any instance reach DONE/FAILED, and kills show).
-pub fn follow_up(hub: &Arc<AgentHub>, bus: &EventBus, action: AgentAction) {
+fn follow_up(hub: &Arc<AgentHub>, bus: &EventBus, action: AgentAction) {
     if !hub.is_leader() {
         bus.publish(Event::AgentAction(Arc::new(action)));
         return;

@@ -44,9 +44,9 @@ impl From<AgentState> for AgentStatus {
 }
 
 /// Largest transcript page.
-pub const MAX_TRANSCRIPT: i32 = 1000;
+const MAX_TRANSCRIPT: i32 = 1000;
 /// Cursor tag of metrics.
-pub const METRIC_CURSOR: &str = "m";
+const METRIC_CURSOR: &str = "m";
 
 /// An agent (a runtime session).
 pub struct Agent(pub AgentInfo);

@@ -110,7 +110,7 @@ pub struct Viewer {
 
 impl Viewer {
     /// Fails with `FORBIDDEN` unless the caller may change things.
-    pub fn require_write(&self) -> Result<(), AppError> {
+    fn require_write(&self) -> Result<(), AppError> {
         match self.role {
             Role::Admin => Ok(()),
             Role::Viewer => {

@@ -8,7 +8,7 @@ use async_graphql::dataloader::Loader;
 use crate::entity::comment;
 use crate::error::AppError;
 use crate::loaders::DbLoader;
-use crate::tasks::service::comments_of;
+use crate::tasks::queries::comments_of;
 
 /// Key: the comments of this task.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -5,10 +5,9 @@ use async_graphql::{Context, ID, Object, ResultExt, Subscription};
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
 
-use super::service;
 use super::types::{Comment, CreateTaskInput, Task, TaskEvent, TaskFilter, TaskOrder, UpdateTaskInput};
+use super::{commands, queries};
 use crate::auth::{viewer, writer};
-use crate::db::UnitOfWork;
 use crate::events::{Event, EventBus};
 use crate::pagination;
 use crate::subscriptions::broadcast_stream;
@@ -22,7 +21,7 @@ pub struct TaskCount {
 impl TaskCount {
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         let db = ctx.data::<DatabaseConnection>()?;
-        Ok(service::count(db, &self.filter).await.extend()? as i64)
+        Ok(queries::count(db, &self.filter).await.extend()? as i64)
     }
 }
 
@@ -47,9 +46,9 @@ impl TaskQuery {
         let first = pagination::page_size(first).extend()?;
         let filter = filter.unwrap_or_default();
         let order = order_by.unwrap_or_default();
-        let page = service::list(db, &filter, order, first, after.as_deref()).await.extend()?;
+        let page = queries::list(db, &filter, order, first, after.as_deref()).await.extend()?;
         let mut connection = Connection::with_additional_fields(after.is_some(), page.has_next, TaskCount { filter });
-        connection.edges.extend(page.rows.into_iter().map(|row| Edge::new(service::cursor(order, &row), Task(row))));
+        connection.edges.extend(page.rows.into_iter().map(|row| Edge::new(queries::cursor(order, &row), Task(row))));
         Ok(connection)
     }
 
@@ -57,7 +56,7 @@ impl TaskQuery {
     async fn task(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Task>> {
         viewer(ctx).extend()?;
         let db = ctx.data::<DatabaseConnection>()?;
-        Ok(service::get(db, &id).await.extend()?.map(Task))
+        Ok(queries::get(db, &id).await.extend()?.map(Task))
     }
 }
 
@@ -70,27 +69,19 @@ impl TaskMutation {
     async fn create_task(&self, ctx: &Context<'_>, input: CreateTaskInput) -> async_graphql::Result<Task> {
         let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        let mut uow = UnitOfWork::begin(db).await.extend()?;
-        let row = service::create(&mut uow, &who.subject, input).await.extend()?;
-        uow.commit(bus).await.extend()?;
-        Ok(Task(row))
+        Ok(Task(commands::create(db, bus, &who.subject, input.into()).await.extend()?))
     }
 
     async fn update_task(&self, ctx: &Context<'_>, id: ID, input: UpdateTaskInput) -> async_graphql::Result<Task> {
         let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        let mut uow = UnitOfWork::begin(db).await.extend()?;
-        let row = service::update(&mut uow, &who.subject, &id, input).await.extend()?;
-        uow.commit(bus).await.extend()?;
-        Ok(Task(row))
+        Ok(Task(commands::update(db, bus, &who.subject, &id, input.into()).await.extend()?))
     }
 
     async fn delete_task(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        let mut uow = UnitOfWork::begin(db).await.extend()?;
-        service::delete(&mut uow, &who.subject, &id).await.extend()?;
-        uow.commit(bus).await.extend()?;
+        commands::delete(db, bus, &who.subject, &id).await.extend()?;
         Ok(id)
     }
 
@@ -105,9 +96,7 @@ impl TaskMutation {
         let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let author = author.unwrap_or_else(|| who.subject.clone());
-        let mut uow = UnitOfWork::begin(db).await.extend()?;
-        let row = service::add_comment(&mut uow, &who.subject, &task_id, &author, &content).await.extend()?;
-        uow.commit(bus).await.extend()?;
+        let row = commands::add_comment(db, bus, &who.subject, &task_id, &author, &content).await.extend()?;
         Ok(row.into())
     }
 }

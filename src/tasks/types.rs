@@ -40,7 +40,7 @@ impl TaskPriority {
         self as i16
     }
     /// The priority of a stored rank.
-    pub fn from_rank(rank: i16) -> Option<Self> {
+    fn from_rank(rank: i16) -> Option<Self> {
         [Self::Low, Self::Medium, Self::High, Self::Urgent].get(usize::try_from(rank).ok()?).copied()
     }
 }
@@ -106,6 +106,36 @@ pub struct UpdateTaskInput {
     pub due_date: MaybeUndefined<DateTime<Utc>>,
     pub tags: Option<Vec<String>>,
     pub metadata: MaybeUndefined<Json<serde_json::Value>>,
+}
+
+impl From<CreateTaskInput> for crate::tasks::commands::NewTask {
+    fn from(input: CreateTaskInput) -> Self {
+        crate::tasks::commands::NewTask {
+            title: input.title,
+            description: input.description,
+            status: input.status,
+            priority: input.priority,
+            assigned_agent: input.assigned_agent,
+            due_date: input.due_date,
+            tags: input.tags.unwrap_or_default(),
+            metadata: input.metadata.map(|m| m.0),
+        }
+    }
+}
+
+impl From<UpdateTaskInput> for crate::tasks::commands::TaskChanges {
+    fn from(input: UpdateTaskInput) -> Self {
+        crate::tasks::commands::TaskChanges {
+            title: input.title,
+            description: input.description.into(),
+            status: input.status,
+            priority: input.priority,
+            assigned_agent: input.assigned_agent.into(),
+            due_date: input.due_date.into(),
+            tags: input.tags,
+            metadata: Option::<Option<Json<serde_json::Value>>>::from(input.metadata).map(|m| m.map(|j| j.0)),
+        }
+    }
 }
 
 /// A task on the board.

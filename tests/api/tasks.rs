@@ -325,7 +325,7 @@ async fn pagination_walks_every_task_once_in_order() {
 
 #[tokio::test]
 async fn filtered_ordered_lists_are_answered_from_an_index_not_a_scan() {
-    use mission_control::tasks::service::list_query;
+    use mission_control::tasks::queries::list_query;
     use mission_control::tasks::types::{OrderDirection, TaskFilter, TaskOrder, TaskOrderField, TaskStatus};
     use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement};
 
@@ -401,7 +401,7 @@ async fn concurrent_writes_to_one_task_all_land() {
 
 #[tokio::test]
 async fn several_statuses_page_in_order_from_their_own_index_ranges() {
-    use mission_control::tasks::service::merged_query;
+    use mission_control::tasks::queries::merged_query;
     use mission_control::tasks::types::{OrderDirection, TaskFilter, TaskOrder, TaskOrderField, TaskStatus};
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
 

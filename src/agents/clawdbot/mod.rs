@@ -84,7 +84,7 @@ impl ClawdbotConfig {
 
     /// Where Clawdbot keeps its state by default: `$CLAWDBOT_STATE_DIR`, else
     /// `$HOME/.clawdbot` (relative `.clawdbot` without a home).
-    pub fn default_state_dir() -> PathBuf {
+    fn default_state_dir() -> PathBuf {
         if let Some(dir) = std::env::var_os("CLAWDBOT_STATE_DIR").filter(|d| !d.is_empty()) {
             return PathBuf::from(dir);
         }

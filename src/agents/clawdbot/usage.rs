@@ -61,7 +61,7 @@ impl UsageCache {
 
     /// The read offset of a cached file, for tests.
     #[cfg(test)]
-    pub fn offset(&self, path: &Path) -> Option<u64> {
+    fn offset(&self, path: &Path) -> Option<u64> {
         self.files.get(path).map(|s| s.offset)
     }
 

@@ -1,0 +1,305 @@
+//! Task changes: create, update, delete, comment. Each command takes plain values, opens its
+//! own [`UnitOfWork`] (the change and its activity row commit together, and the events go out
+//! only after the commit) and returns the stored row.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+
+use super::types::{TaskPriority, TaskStatus};
+use crate::db::UnitOfWork;
+use crate::entity::{comment, task, task_tag};
+use crate::error::{AppError, AppResult};
+use crate::events::{Event, EventBus, TaskChange, TaskEventKind};
+use crate::feed::service::{ActivityKind, NewActivity, log_activity};
+use crate::time::now_millis;
+use crate::validate;
+
+/// Longest title.
+pub const MAX_TITLE: usize = 200;
+/// Longest description or comment.
+const MAX_CONTENT: usize = 10_000;
+
+/// A new task, as plain values.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub title: String,
+    pub description: Option<String>,
+    pub status: Option<TaskStatus>,
+    pub priority: Option<TaskPriority>,
+    pub assigned_agent: Option<String>,
+    pub due_date: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The fields of a task to change. For a nullable field `None` leaves it, `Some(None)` clears
+/// it and `Some(Some(v))` sets it.
+#[derive(Debug, Clone, Default)]
+pub struct TaskChanges {
+    pub title: Option<String>,
+    pub description: Option<Option<String>>,
+    pub status: Option<TaskStatus>,
+    pub priority: Option<TaskPriority>,
+    pub assigned_agent: Option<Option<String>>,
+    pub due_date: Option<Option<DateTime<Utc>>>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<Option<serde_json::Value>>,
+}
+
+async fn get_existing(db: &impl ConnectionTrait, field: &str, id: &str) -> AppResult<task::Model> {
+    validate::uuid(field, id)?;
+    task::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::NotFound(format!("task {id} not found")))
+}
+
+fn validate_title(title: &str) -> AppResult<String> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(AppError::invalid("title", "must not be empty"));
+    }
+    validate::max_len("title", title, MAX_TITLE)?;
+    Ok(title.to_owned())
+}
+
+fn tags_json(tags: &[String]) -> AppResult<String> {
+    validate::tags(tags)?;
+    serde_json::to_string(tags).map_err(|e| AppError::Internal(format!("encoding tags: {e}")))
+}
+
+async fn replace_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String]) -> AppResult<()> {
+    task_tag::Entity::delete_many().filter(task_tag::Column::TaskId.eq(task_id)).exec(db).await?;
+    let mut unique: Vec<&String> = tags.iter().collect();
+    unique.sort();
+    unique.dedup();
+    if !unique.is_empty() {
+        task_tag::Entity::insert_many(
+            unique
+                .into_iter()
+                .map(|tag| task_tag::ActiveModel { task_id: Set(task_id.to_owned()), tag: Set(tag.clone()) }),
+        )
+        .exec(db)
+        .await?;
+    }
+    Ok(())
+}
+
+fn publish_task(uow: &mut UnitOfWork, kind: TaskEventKind, task_id: &str, task: Option<task::Model>) {
+    uow.publish_after_commit(Event::Task(Arc::new(TaskChange { kind, task_id: task_id.to_owned(), task })));
+}
+
+/// Creates a task; `actor` is logged as its creator.
+pub async fn create(db: &DatabaseConnection, bus: &EventBus, actor: &str, input: NewTask) -> AppResult<task::Model> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let row = insert_task(&mut uow, actor, input).await?;
+    uow.commit(bus).await?;
+    Ok(row)
+}
+
+async fn insert_task(uow: &mut UnitOfWork, actor: &str, input: NewTask) -> AppResult<task::Model> {
+    let title = validate_title(&input.title)?;
+    if let Some(d) = &input.description {
+        validate::max_len("description", d, MAX_CONTENT)?;
+    }
+    if let Some(a) = &input.assigned_agent {
+        validate::max_len("assignedAgent", a, validate::MAX_NAME)?;
+    }
+    let due = input.due_date.map(|d| validate::date("dueDate", d)).transpose()?;
+    let tags = input.tags;
+    let tags_text = tags_json(&tags)?;
+    let metadata = input.metadata.map(|m| validate::metadata("metadata", &m)).transpose()?;
+
+    let now = now_millis();
+    let id = uuid::Uuid::now_v7().to_string();
+    let row = task::ActiveModel {
+        id: Set(id.clone()),
+        title: Set(title.clone()),
+        description: Set(input.description),
+        status: Set(input.status.unwrap_or(TaskStatus::Todo).as_str().to_owned()),
+        priority: Set(input.priority.unwrap_or(TaskPriority::Medium).rank()),
+        assigned_agent: Set(input.assigned_agent),
+        created_at: Set(now),
+        updated_at: Set(now),
+        due_date: Set(due),
+        due_sort: Set(due.unwrap_or(i64::MAX)),
+        tags: Set(tags_text),
+        metadata: Set(metadata),
+        comment_count: Set(0),
+    }
+    .insert(uow.txn())
+    .await?;
+    replace_tags(uow.txn(), &id, &tags).await?;
+    log_activity(
+        uow,
+        NewActivity::new(ActivityKind::Task, actor, "created")
+            .target("task", &id)
+            .metadata(serde_json::json!({ "title": title })),
+    )
+    .await?;
+    publish_task(uow, TaskEventKind::Created, &id, Some(row.clone()));
+    Ok(row)
+}
+
+/// A nullable field of an update: `None` when absent, `Some(None)` to clear it, `Some(Some(v))`
+/// to set `v` once `check` accepts the value given.
+fn given<T, V>(input: Option<Option<T>>, check: impl FnOnce(T) -> AppResult<V>) -> AppResult<Option<Option<V>>> {
+    input.map(|value| value.map(check).transpose()).transpose()
+}
+
+/// Applies `changes` to task `id`; `updatedAt` always moves forward.
+pub async fn update(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    actor: &str,
+    id: &str,
+    changes: TaskChanges,
+) -> AppResult<task::Model> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let row = update_task(&mut uow, actor, id, changes).await?;
+    uow.commit(bus).await?;
+    Ok(row)
+}
+
+async fn update_task(uow: &mut UnitOfWork, actor: &str, id: &str, input: TaskChanges) -> AppResult<task::Model> {
+    let current = get_existing(uow.txn(), "id", id).await?;
+    let mut changed: Vec<&str> = Vec::new();
+    let mut row: task::ActiveModel = current.clone().into();
+
+    if let Some(title) = &input.title {
+        row.title = Set(validate_title(title)?);
+        changed.push("title");
+    }
+    if let Some(description) =
+        given(input.description, |d| validate::max_len("description", &d, MAX_CONTENT).map(|()| d))?
+    {
+        row.description = Set(description);
+        changed.push("description");
+    }
+    if let Some(status) = input.status {
+        row.status = Set(status.as_str().to_owned());
+        changed.push("status");
+    }
+    if let Some(priority) = input.priority {
+        row.priority = Set(priority.rank());
+        changed.push("priority");
+    }
+    if let Some(agent) =
+        given(input.assigned_agent, |a| validate::max_len("assignedAgent", &a, validate::MAX_NAME).map(|()| a))?
+    {
+        row.assigned_agent = Set(agent);
+        changed.push("assignedAgent");
+    }
+    if let Some(due) = given(input.due_date, |d| validate::date("dueDate", d))? {
+        row.due_date = Set(due);
+        row.due_sort = Set(due.unwrap_or(i64::MAX));
+        changed.push("dueDate");
+    }
+    if let Some(tags) = &input.tags {
+        row.tags = Set(tags_json(tags)?);
+        replace_tags(uow.txn(), id, tags).await?;
+        changed.push("tags");
+    }
+    if let Some(metadata) = given(input.metadata, |m| validate::metadata("metadata", &m))? {
+        row.metadata = Set(metadata);
+        changed.push("metadata");
+    }
+    row.updated_at = Set(Ord::max(now_millis(), current.updated_at + 1));
+    let updated = row.update(uow.txn()).await?;
+
+    let mut meta = serde_json::json!({ "fields": changed, "title": updated.title });
+    if input.status.is_some() && updated.status != current.status {
+        meta["from"] = current.status.clone().into();
+        meta["to"] = updated.status.clone().into();
+    }
+    log_activity(uow, NewActivity::new(ActivityKind::Task, actor, "updated").target("task", id).metadata(meta)).await?;
+    publish_task(uow, TaskEventKind::Updated, id, Some(updated.clone()));
+    Ok(updated)
+}
+
+/// Deletes task `id` with its comments and tags.
+pub async fn delete(db: &DatabaseConnection, bus: &EventBus, actor: &str, id: &str) -> AppResult<()> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    delete_task(&mut uow, actor, id).await?;
+    uow.commit(bus).await
+}
+
+async fn delete_task(uow: &mut UnitOfWork, actor: &str, id: &str) -> AppResult<()> {
+    let current = get_existing(uow.txn(), "id", id).await?;
+    // Explicit deletes keep this independent of the backend's foreign-key enforcement.
+    comment::Entity::delete_many().filter(comment::Column::TaskId.eq(id)).exec(uow.txn()).await?;
+    task_tag::Entity::delete_many().filter(task_tag::Column::TaskId.eq(id)).exec(uow.txn()).await?;
+    task::Entity::delete_by_id(id).exec(uow.txn()).await?;
+    log_activity(
+        uow,
+        NewActivity::new(ActivityKind::Task, actor, "deleted")
+            .target("task", id)
+            .metadata(serde_json::json!({ "title": current.title })),
+    )
+    .await?;
+    publish_task(uow, TaskEventKind::Deleted, id, None);
+    Ok(())
+}
+
+/// Adds a comment to task `task_id` by `author`.
+pub async fn add_comment(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    actor: &str,
+    task_id: &str,
+    author: &str,
+    content: &str,
+) -> AppResult<comment::Model> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let row = insert_comment(&mut uow, actor, task_id, author, content).await?;
+    uow.commit(bus).await?;
+    Ok(row)
+}
+
+async fn insert_comment(
+    uow: &mut UnitOfWork,
+    actor: &str,
+    task_id: &str,
+    author: &str,
+    content: &str,
+) -> AppResult<comment::Model> {
+    if content.trim().is_empty() {
+        return Err(AppError::invalid("content", "must not be empty"));
+    }
+    validate::max_len("content", content, MAX_CONTENT)?;
+    let author = author.trim();
+    if author.is_empty() {
+        return Err(AppError::invalid("author", "must not be empty"));
+    }
+    validate::max_len("author", author, validate::MAX_NAME)?;
+    let current = get_existing(uow.txn(), "taskId", task_id).await?;
+
+    let now = now_millis();
+    let row = comment::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        task_id: Set(task_id.to_owned()),
+        author: Set(author.to_owned()),
+        content: Set(content.to_owned()),
+        created_at: Set(now),
+    }
+    .insert(uow.txn())
+    .await?;
+    // Counted in SQL, not from the row read above: concurrent comments must all count.
+    task::Entity::update_many()
+        .col_expr(task::Column::CommentCount, Expr::col(task::Column::CommentCount).add(1))
+        .col_expr(task::Column::UpdatedAt, Expr::value(Ord::max(now, current.updated_at + 1)))
+        .filter(task::Column::Id.eq(task_id))
+        .exec(uow.txn())
+        .await?;
+    let parent = get_existing(uow.txn(), "taskId", task_id).await?;
+
+    log_activity(
+        uow,
+        NewActivity::new(ActivityKind::Comment, actor, "commented")
+            .target("task", task_id)
+            .metadata(serde_json::json!({ "commentId": row.id, "author": author })),
+    )
+    .await?;
+    publish_task(uow, TaskEventKind::Updated, task_id, Some(parent));
+    Ok(row)
+}

@@ -1,0 +1,212 @@
+//! Task reads: filters, orders, keyset pages, counts and comments, on any connection.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, Query, SelectStatement, UnionType};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select,
+};
+
+use super::commands::MAX_TITLE;
+use super::types::{OrderDirection, TaskFilter, TaskOrder, TaskOrderField, TaskStatus};
+use crate::entity::{comment, task, task_tag};
+use crate::error::{AppError, AppResult};
+use crate::pagination;
+use crate::validate;
+
+/// One page of tasks.
+pub struct TaskPage {
+    pub rows: Vec<task::Model>,
+    pub has_next: bool,
+}
+
+/// The sort key column and a row's value of it.
+fn order_column(field: TaskOrderField) -> task::Column {
+    match field {
+        TaskOrderField::CreatedAt => task::Column::CreatedAt,
+        TaskOrderField::UpdatedAt => task::Column::UpdatedAt,
+        TaskOrderField::DueDate => task::Column::DueSort,
+        TaskOrderField::Priority => task::Column::Priority,
+    }
+}
+
+fn order_key(field: TaskOrderField, row: &task::Model) -> i64 {
+    match field {
+        TaskOrderField::CreatedAt => row.created_at,
+        TaskOrderField::UpdatedAt => row.updated_at,
+        TaskOrderField::DueDate => row.due_sort,
+        TaskOrderField::Priority => i64::from(row.priority),
+    }
+}
+
+/// The cursor of `row` in a list ordered by `order`.
+pub fn cursor(order: TaskOrder, row: &task::Model) -> String {
+    pagination::encode(&["t", order.field.as_str(), &order_key(order.field, row).to_string(), &row.id])
+}
+
+fn decode_cursor(order: TaskOrder, cursor: &str) -> AppResult<(i64, String)> {
+    let parts = pagination::decode(cursor, "t", 4)?;
+    if parts[1] != order.field.as_str() {
+        return Err(AppError::invalid("after", "cursor belongs to a different orderBy"));
+    }
+    let key = parts[2].parse().map_err(|_| AppError::invalid("after", "malformed cursor"))?;
+    Ok((key, parts[3].clone()))
+}
+
+/// The filtered (unordered, unpaged) selection.
+pub fn filtered(filter: &TaskFilter) -> AppResult<Select<task::Entity>> {
+    let mut select = task::Entity::find();
+    if let Some(statuses) = filter.status.as_ref().filter(|s| !s.is_empty()) {
+        select = select.filter(task::Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(priorities) = filter.priority.as_ref().filter(|p| !p.is_empty()) {
+        select = select.filter(task::Column::Priority.is_in(priorities.iter().map(|p| p.rank())));
+    }
+    if let Some(agent) = &filter.assigned_agent {
+        validate::max_len("filter.assignedAgent", agent, validate::MAX_NAME)?;
+        select = select.filter(task::Column::AssignedAgent.eq(agent.as_str()));
+    }
+    if let Some(tag) = &filter.tag {
+        validate::max_len("filter.tag", tag, validate::MAX_TAG)?;
+        select = select.filter(
+            task::Column::Id.in_subquery(
+                Query::select()
+                    .column(task_tag::Column::TaskId)
+                    .from(task_tag::Entity)
+                    .and_where(task_tag::Column::Tag.eq(tag.as_str()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        validate::max_len("filter.search", search, MAX_TITLE)?;
+        let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        let like = |col: task::Column| {
+            Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        select = select.filter(Condition::any().add(like(task::Column::Title)).add(like(task::Column::Description)));
+    }
+    Ok(select)
+}
+
+/// Number of tasks matching `filter`.
+pub async fn count(db: &impl ConnectionTrait, filter: &TaskFilter) -> AppResult<u64> {
+    Ok(filtered(filter)?.count(db).await?)
+}
+
+/// One page of tasks matching `filter`, in `order`, after `after`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &TaskFilter,
+    order: TaskOrder,
+    first: u64,
+    after: Option<&str>,
+) -> AppResult<TaskPage> {
+    let mut rows = match distinct_statuses(filter) {
+        Some(statuses) if statuses.len() > 1 => {
+            let statement = merged_query(filter, &statuses, order, first, after)?;
+            task::Model::find_by_statement(db.get_database_backend().build(&statement)).all(db).await?
+        }
+        _ => list_query(filter, order, first, after)?.all(db).await?,
+    };
+    let has_next = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok(TaskPage { rows, has_next })
+}
+
+/// The statuses of a filter, without repeats.
+fn distinct_statuses(filter: &TaskFilter) -> Option<Vec<TaskStatus>> {
+    let mut statuses = filter.status.clone()?;
+    statuses.sort_by_key(|s| s.as_str());
+    statuses.dedup();
+    Some(statuses)
+}
+
+/// Several statuses: the first page of each status, read from its own index range, then
+/// merged. Sorting every task of those statuses (what `status IN (...) ORDER BY` does) grows
+/// with the board; this reads at most `first + 1` rows per status.
+pub fn merged_query(
+    filter: &TaskFilter,
+    statuses: &[TaskStatus],
+    order: TaskOrder,
+    first: u64,
+    after: Option<&str>,
+) -> AppResult<SelectStatement> {
+    let mut branches = statuses.iter().enumerate().map(|(i, status)| {
+        let one = TaskFilter { status: Some(vec![*status]), ..filter.clone() };
+        list_query(&one, order, first, after).map(|select| {
+            Query::select().column(Asterisk).from_subquery(select.into_query(), Alias::new(format!("s{i}"))).to_owned()
+        })
+    });
+    let mut union = branches.next().ok_or_else(|| AppError::Internal("merged query without statuses".into()))??;
+    for branch in branches {
+        union.union(UnionType::All, branch?);
+    }
+    let dir = match order.direction {
+        OrderDirection::Asc => Order::Asc,
+        OrderDirection::Desc => Order::Desc,
+    };
+    Ok(Query::select()
+        .column(Asterisk)
+        .from_subquery(union, Alias::new("merged"))
+        .order_by(order_column(order.field), dir.clone())
+        .order_by(task::Column::Id, dir)
+        .limit(first + 1)
+        .to_owned())
+}
+
+/// The query behind [`list`]: one row more than `first`, to tell whether a next page exists.
+/// Public so a test can check that the database answers it from an index.
+pub fn list_query(
+    filter: &TaskFilter,
+    order: TaskOrder,
+    first: u64,
+    after: Option<&str>,
+) -> AppResult<Select<task::Entity>> {
+    let column = order_column(order.field);
+    let (dir, before_or_after): (Order, fn(Expr, i64) -> sea_orm::sea_query::SimpleExpr) = match order.direction {
+        OrderDirection::Asc => (Order::Asc, |e, v| e.gt(v)),
+        OrderDirection::Desc => (Order::Desc, |e, v| e.lt(v)),
+    };
+    let mut select = filtered(filter)?;
+    if let Some(cursor) = after {
+        let (key, id) = decode_cursor(order, cursor)?;
+        let id_past = match order.direction {
+            OrderDirection::Asc => task::Column::Id.gt(id),
+            OrderDirection::Desc => task::Column::Id.lt(id),
+        };
+        select = select.filter(
+            Condition::any()
+                .add(before_or_after(Expr::col(column), key))
+                .add(Condition::all().add(column.eq(key)).add(id_past)),
+        );
+    }
+    Ok(select.order_by(column, dir.clone()).order_by(task::Column::Id, dir).limit(first + 1))
+}
+
+/// The task with `id`, if any. A malformed id is `BAD_USER_INPUT`.
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> AppResult<Option<task::Model>> {
+    validate::uuid("id", id)?;
+    Ok(task::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Comments of each of `task_ids`, oldest first, in one query. Tasks without comments have
+/// no entry.
+pub async fn comments_of(
+    db: &impl ConnectionTrait,
+    task_ids: &[String],
+) -> AppResult<HashMap<String, Vec<comment::Model>>> {
+    let rows = comment::Entity::find()
+        .filter(comment::Column::TaskId.is_in(task_ids.iter().map(String::as_str)))
+        .order_by_asc(comment::Column::CreatedAt)
+        .order_by_asc(comment::Column::Id)
+        .all(db)
+        .await?;
+    let mut by_task: HashMap<String, Vec<comment::Model>> = HashMap::new();
+    for row in rows {
+        by_task.entry(row.task_id.clone()).or_default().push(row);
+    }
+    Ok(by_task)
+}

@@ -411,21 +411,9 @@ async fn repeated_directives_and_unknown_directive_arguments_are_refused() {
 #[tokio::test]
 async fn production_refuses_a_short_password_and_a_secret_without_entropy() {
     let run = |password: &'static str, secret: String| async move {
-        let db = std::env::temp_dir().join(format!("mc-prod-{}.db", uuid::Uuid::new_v4()));
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mission-control"))
-            .env_clear()
-            .args(["--production"])
-            .env("MC_PASSWORD", password)
-            .env("JWT_SECRET", secret)
-            .env("MC_BIND", "127.0.0.1:0")
-            .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
-            .current_dir(std::env::temp_dir())
-            .output()
-            .await
-            .unwrap();
-        let _ = std::fs::remove_file(&db);
-        assert!(!output.status.success());
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        let (ok, stderr) = run_to_exit(&["--production"], &[("MC_PASSWORD", password), ("JWT_SECRET", &secret)]).await;
+        assert!(!ok);
+        stderr
     };
     let stderr = run("x", "Zq8vR2nXw4Lk9TfB3mYc7HdJ1sGp6EaU".into()).await;
     assert!(stderr.contains("MC_PASSWORD") && stderr.contains("shorter"), "{stderr}");

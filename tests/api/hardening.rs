@@ -261,19 +261,8 @@ async fn a_request_over_its_time_budget_is_stopped_with_timeout() {
 #[tokio::test]
 async fn production_from_the_environment_accepts_the_usual_spellings_and_says_what_to_set() {
     for value in ["1", "true", "yes", "on"] {
-        let db = std::env::temp_dir().join(format!("mc-prod-{}.db", uuid::Uuid::new_v4()));
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mission-control"))
-            .env_clear()
-            .env("MC_PRODUCTION", value)
-            .env("MC_BIND", "127.0.0.1:0")
-            .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
-            .current_dir(std::env::temp_dir())
-            .output()
-            .await
-            .unwrap();
-        let _ = std::fs::remove_file(&db);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "MC_PRODUCTION={value} must refuse the default password");
+        let (ok, stderr) = run_to_exit(&[], &[("MC_PRODUCTION", value)]).await;
+        assert!(!ok, "MC_PRODUCTION={value} must refuse the default password");
         assert!(stderr.contains("set MC_PASSWORD"), "MC_PRODUCTION={value}: {stderr}");
     }
 }

@@ -456,3 +456,23 @@ impl Instance {
         matches!(self.child.try_wait(), Ok(None))
     }
 }
+
+/// Runs the binary with only `env` (and a fresh SQLite file) until it exits, as a start-up
+/// check would; returns whether it succeeded and what it wrote to stderr.
+pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let db = std::env::temp_dir().join(format!("mc-exit-{}.db", uuid::Uuid::new_v4()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mission-control"));
+    command
+        .env_clear()
+        .args(args)
+        .env("MC_BIND", "127.0.0.1:0")
+        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().await.expect("run mission-control");
+    let _ = std::fs::remove_file(&db);
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use mission_control::config::Config;
-use mission_control::entity::{task, task_tag};
+use mission_control::entity::{task, task_search, task_tag};
 use mission_control::startup::App;
 use sea_orm::{EntityTrait, Set, TransactionTrait};
 use serde_json::{Value, json};
@@ -34,6 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let txn = db.begin().await?;
         let mut tags = Vec::new();
+        let mut search = Vec::new();
         let rows: Vec<task::ActiveModel> = chunk
             .iter()
             .map(|&i| {
@@ -41,10 +42,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let tag = format!("tag{}", i % 50);
                 tags.push(task_tag::ActiveModel { task_id: Set(id.clone()), tag: Set(tag.clone()) });
                 let due = (i % 3 == 0).then_some(base + i as i64 * 5000);
+                let title = format!("Task {i} {}", if i % 997 == 0 { "Nëedle" } else { "hay" });
+                let description = format!("Description of task {i}");
+                let text = migration::search_text(&title, Some(&description));
+                search.push(task_search::ActiveModel { task_id: Set(id.clone()), text: Set(text) });
                 task::ActiveModel {
                     id: Set(id),
-                    title: Set(format!("Task {i} {}", if i % 997 == 0 { "needle" } else { "hay" })),
-                    description: Set(Some(format!("Description of task {i}"))),
+                    title: Set(title),
+                    description: Set(Some(description)),
                     status: Set(STATUSES[i % 5].to_owned()),
                     priority: Set((i % 4) as i16),
                     assigned_agent: Set(Some(format!("agent:main:subagent:{}", i % 20))),
@@ -60,6 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         task::Entity::insert_many(rows).exec(&txn).await?;
         task_tag::Entity::insert_many(tags).exec(&txn).await?;
+        task_search::Entity::insert_many(search).exec(&txn).await?;
         txn.commit().await?;
     }
     println!("seeded {n} tasks in {:.1} s ({url})", seeded.elapsed().as_secs_f64());
@@ -115,7 +121,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("two statuses + due date order", "{ tasks(filter: {status: [TODO, REVIEW]}, orderBy: {field: DUE_DATE, direction: ASC}) { edges { node { id } } } }".into(), json!({})),
         ("agent filter", "{ tasks(filter: {assignedAgent: \"agent:main:subagent:7\"}) { edges { node { id } } } }".into(), json!({})),
         ("tag filter", "{ tasks(filter: {tag: \"tag7\"}) { edges { node { id } } } }".into(), json!({})),
-        ("text search (no index: scans)", "{ tasks(filter: {search: \"needle\"}) { edges { node { id } } } }".into(), json!({})),
+        ("text search (trigram index)", "{ tasks(filter: {search: \"NËEDLE\"}) { edges { node { id } } } }".into(), json!({})),
+        ("text search, 2 letters (scans)", "{ tasks(filter: {search: \"ëe\"}) { edges { node { id } } } }".into(), json!({})),
         ("page 101 by keyset cursor", "query($a: String) { tasks(first: 50, after: $a) { edges { node { id } } } }".into(), json!({ "a": cursor })),
         ("totalCount with status filter", "{ tasks(filter: {status: [DONE]}) { totalCount } }".into(), json!({})),
         ("createTask (with activity row)", "mutation { createTask(input: {title: \"bench\", tags: [\"x\"]}) { id } }".into(), json!({})),

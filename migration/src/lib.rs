@@ -5,6 +5,9 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_init;
+mod m20261201_000001_task_search;
+
+pub use m20261201_000001_task_search::search_text;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -12,6 +15,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_init::Migration)]
+        vec![Box::new(m20261124_000001_init::Migration), Box::new(m20261201_000001_task_search::Migration)]
     }
 }

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod agent_metric;
 pub mod comment;
 pub mod task;
+pub mod task_search;
 pub mod task_tag;
 
 /// Implements `as_str`/`parse` between a GraphQL enum and its stored string.

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use super::types::{TaskPriority, TaskStatus};
 use crate::db::UnitOfWork;
-use crate::entity::{comment, task, task_tag};
+use crate::entity::{comment, task, task_search, task_tag};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventBus, TaskChange, TaskEventKind};
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
@@ -85,6 +85,19 @@ async fn replace_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String])
     Ok(())
 }
 
+/// Writes the task's search text (its title and description, folded) for the search index.
+async fn index_for_search(db: &impl ConnectionTrait, row: &task::Model) -> AppResult<()> {
+    let text = migration::search_text(&row.title, row.description.as_deref());
+    let entry = task_search::ActiveModel { task_id: Set(row.id.clone()), text: Set(text) };
+    task_search::Entity::insert(entry)
+        .on_conflict(
+            OnConflict::column(task_search::Column::TaskId).update_column(task_search::Column::Text).to_owned(),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 fn publish_task(uow: &mut UnitOfWork, kind: TaskEventKind, task_id: &str, task: Option<task::Model>) {
     uow.publish_after_commit(Event::Task(Arc::new(TaskChange { kind, task_id: task_id.to_owned(), task })));
 }
@@ -130,6 +143,7 @@ async fn insert_task(uow: &mut UnitOfWork, actor: &str, input: NewTask) -> AppRe
     .insert(uow.txn())
     .await?;
     replace_tags(uow.txn(), &id, &tags).await?;
+    index_for_search(uow.txn(), &row).await?;
     log_activity(
         uow,
         NewActivity::new(ActivityKind::Task, actor, "created")
@@ -206,6 +220,9 @@ async fn update_task(uow: &mut UnitOfWork, actor: &str, id: &str, input: TaskCha
     }
     row.updated_at = Set(Ord::max(now_millis(), current.updated_at + 1));
     let updated = row.update(uow.txn()).await?;
+    if updated.title != current.title || updated.description != current.description {
+        index_for_search(uow.txn(), &updated).await?;
+    }
 
     let mut meta = serde_json::json!({ "fields": changed, "title": updated.title });
     if input.status.is_some() && updated.status != current.status {
@@ -229,6 +246,7 @@ async fn delete_task(uow: &mut UnitOfWork, actor: &str, id: &str) -> AppResult<(
     // Explicit deletes keep this independent of the backend's foreign-key enforcement.
     comment::Entity::delete_many().filter(comment::Column::TaskId.eq(id)).exec(uow.txn()).await?;
     task_tag::Entity::delete_many().filter(task_tag::Column::TaskId.eq(id)).exec(uow.txn()).await?;
+    task_search::Entity::delete_by_id(id).exec(uow.txn()).await?;
     task::Entity::delete_by_id(id).exec(uow.txn()).await?;
     log_activity(
         uow,

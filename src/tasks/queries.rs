@@ -2,15 +2,15 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, Query, SelectStatement, UnionType};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, LikeExpr, Query, SelectStatement, UnionType};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 
 use super::commands::MAX_TITLE;
 use super::types::{OrderDirection, TaskFilter, TaskOrder, TaskOrderField, TaskStatus};
-use crate::entity::{comment, task, task_tag};
+use crate::entity::{comment, task, task_search, task_tag};
 use crate::error::{AppError, AppResult};
 use crate::pagination;
 use crate::validate;
@@ -55,7 +55,7 @@ fn decode_cursor(order: TaskOrder, cursor: &str) -> AppResult<(i64, String)> {
 }
 
 /// The filtered (unordered, unpaged) selection.
-pub fn filtered(filter: &TaskFilter) -> AppResult<Select<task::Entity>> {
+pub fn filtered(filter: &TaskFilter, backend: DbBackend) -> AppResult<Select<task::Entity>> {
     let mut select = task::Entity::find();
     if let Some(statuses) = filter.status.as_ref().filter(|s| !s.is_empty()) {
         select = select.filter(task::Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
@@ -81,19 +81,38 @@ pub fn filtered(filter: &TaskFilter) -> AppResult<Select<task::Entity>> {
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         validate::max_len("filter.search", search, MAX_TITLE)?;
-        let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        let pattern = format!("%{escaped}%");
-        let like = |col: task::Column| {
-            Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(pattern.clone()).escape('\\'))
-        };
-        select = select.filter(Condition::any().add(like(task::Column::Title)).add(like(task::Column::Description)));
+        select = select.filter(task::Column::Id.in_subquery(search_query(search, backend)));
     }
     Ok(select)
 }
 
+/// The ids of tasks whose title or description contains `search`, ignoring case (Unicode),
+/// answered from the search index: on SQLite an FTS5 trigram phrase match (which needs three
+/// characters; shorter terms scan the folded text), on PostgreSQL a trigram-indexed `LIKE`.
+fn search_query(search: &str, backend: DbBackend) -> SelectStatement {
+    let folded = search.to_lowercase();
+    if backend == DbBackend::Sqlite && folded.chars().count() >= 3 {
+        let phrase = format!("\"{}\"", folded.replace('"', "\"\""));
+        return Query::select()
+            .column(task_search::Column::TaskId)
+            .from(task_search::Entity)
+            .and_where(Expr::cust_with_values(
+                "rowid IN (SELECT rowid FROM task_search_fts WHERE task_search_fts MATCH ?)",
+                [phrase],
+            ))
+            .to_owned();
+    }
+    let escaped = folded.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    Query::select()
+        .column(task_search::Column::TaskId)
+        .from(task_search::Entity)
+        .and_where(Expr::col(task_search::Column::Text).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')))
+        .to_owned()
+}
+
 /// Number of tasks matching `filter`.
 pub async fn count(db: &impl ConnectionTrait, filter: &TaskFilter) -> AppResult<u64> {
-    Ok(filtered(filter)?.count(db).await?)
+    Ok(filtered(filter, db.get_database_backend())?.count(db).await?)
 }
 
 /// One page of tasks matching `filter`, in `order`, after `after`.
@@ -106,10 +125,10 @@ pub async fn list(
 ) -> AppResult<TaskPage> {
     let mut rows = match distinct_statuses(filter) {
         Some(statuses) if statuses.len() > 1 => {
-            let statement = merged_query(filter, &statuses, order, first, after)?;
+            let statement = merged_query(filter, &statuses, order, first, after, db.get_database_backend())?;
             task::Model::find_by_statement(db.get_database_backend().build(&statement)).all(db).await?
         }
-        _ => list_query(filter, order, first, after)?.all(db).await?,
+        _ => list_query(filter, order, first, after, db.get_database_backend())?.all(db).await?,
     };
     let has_next = rows.len() as u64 > first;
     rows.truncate(first as usize);
@@ -133,10 +152,11 @@ pub fn merged_query(
     order: TaskOrder,
     first: u64,
     after: Option<&str>,
+    backend: DbBackend,
 ) -> AppResult<SelectStatement> {
     let mut branches = statuses.iter().enumerate().map(|(i, status)| {
         let one = TaskFilter { status: Some(vec![*status]), ..filter.clone() };
-        list_query(&one, order, first, after).map(|select| {
+        list_query(&one, order, first, after, backend).map(|select| {
             Query::select().column(Asterisk).from_subquery(select.into_query(), Alias::new(format!("s{i}"))).to_owned()
         })
     });
@@ -164,13 +184,14 @@ pub fn list_query(
     order: TaskOrder,
     first: u64,
     after: Option<&str>,
+    backend: DbBackend,
 ) -> AppResult<Select<task::Entity>> {
     let column = order_column(order.field);
     let (dir, before_or_after): (Order, fn(Expr, i64) -> sea_orm::sea_query::SimpleExpr) = match order.direction {
         OrderDirection::Asc => (Order::Asc, |e, v| e.gt(v)),
         OrderDirection::Desc => (Order::Desc, |e, v| e.lt(v)),
     };
-    let mut select = filtered(filter)?;
+    let mut select = filtered(filter, backend)?;
     if let Some(cursor) = after {
         let (key, id) = decode_cursor(order, cursor)?;
         let id_past = match order.direction {

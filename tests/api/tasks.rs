@@ -355,7 +355,8 @@ async fn filtered_ordered_lists_are_answered_from_an_index_not_a_scan() {
         (TaskFilter::default(), by(TaskOrderField::UpdatedAt), None, "idx_tasks_updated"),
     ];
     for (filter, order, after, index) in cases {
-        let sql = list_query(&filter, order, 50, after).unwrap().build(DbBackend::Sqlite).to_string();
+        let sql =
+            list_query(&filter, order, 50, after, DbBackend::Sqlite).unwrap().build(DbBackend::Sqlite).to_string();
         let plan = app
             .db
             .query_all_raw(Statement::from_string(DbBackend::Sqlite, format!("EXPLAIN QUERY PLAN {sql}")))
@@ -442,7 +443,8 @@ async fn several_statuses_page_in_order_from_their_own_index_ranges() {
     if app.db.get_database_backend() == DbBackend::Sqlite {
         let filter = TaskFilter { status: Some(vec![TaskStatus::Todo, TaskStatus::Review]), ..Default::default() };
         let order = TaskOrder { field: TaskOrderField::CreatedAt, direction: OrderDirection::Desc };
-        let statement = merged_query(&filter, &[TaskStatus::Todo, TaskStatus::Review], order, 50, None).unwrap();
+        let statement =
+            merged_query(&filter, &[TaskStatus::Todo, TaskStatus::Review], order, 50, None, DbBackend::Sqlite).unwrap();
         let sql = DbBackend::Sqlite.build(&statement).to_string();
         let plan = app
             .db
@@ -480,4 +482,83 @@ async fn a_page_of_tasks_gets_each_its_own_comments_in_one_request() {
         let got: Vec<&str> = comments.iter().map(|c| c["content"].as_str().unwrap()).collect();
         assert_eq!(got, *contents, "oldest first");
     }
+}
+
+#[tokio::test]
+async fn search_folds_case_beyond_ascii_and_follows_edits_and_deletes() {
+    let app = spawn_app().await;
+    let cafe = app.create_task(json!({ "title": "Café order", "description": "ÉCLAIRS for the team" })).await;
+    app.create_task(json!({ "title": "RÉSUMÉ review" })).await;
+    app.create_task(json!({ "title": "Plain ascii" })).await;
+    let q = "query($s: String) { tasks(filter: {search: $s}) { totalCount edges { node { id title } } } }";
+    let count = |s: &'static str| {
+        let app = &app;
+        async move { app.ok(q, json!({ "s": s })).await["tasks"]["totalCount"].as_i64().unwrap() }
+    };
+    assert_eq!(count("é").await, 2, "short terms fold too: É and é are one letter");
+    assert_eq!(count("éclairs").await, 1, "a lower-case term finds an upper-case description");
+    assert_eq!(count("RÉSUMÉ").await, 1);
+    assert_eq!(count("résumé").await, 1);
+    assert_eq!(count("CAFÉ ORD").await, 1);
+    assert_eq!(count("order\nécl").await, 1, "title then description");
+    assert_eq!(count("zzz").await, 0);
+
+    // The index follows an edit of the description, and a delete.
+    let update = "mutation($id: ID!) { updateTask(id: $id, input: {title: \"Tea order\", description: null}) { id } }";
+    app.ok(update, json!({ "id": cafe })).await;
+    assert_eq!(count("éclairs").await, 0);
+    assert_eq!(count("tea ord").await, 1);
+    app.ok("mutation($id: ID!) { deleteTask(id: $id) }", json!({ "id": cafe })).await;
+    assert_eq!(count("tea ord").await, 0);
+    assert_eq!(count("ascii").await, 1);
+}
+
+#[tokio::test]
+async fn search_is_answered_from_the_trigram_index_on_sqlite() {
+    use mission_control::tasks::queries::list_query;
+    use mission_control::tasks::types::{TaskFilter, TaskOrder};
+    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement};
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Sqlite {
+        eprintln!("skipped: the query plan check is for SQLite (PostgreSQL uses a pg_trgm GIN index)");
+        return;
+    }
+    let filter = TaskFilter { search: Some("login".into()), ..Default::default() };
+    let sql = list_query(&filter, TaskOrder::default(), 50, None, DbBackend::Sqlite)
+        .unwrap()
+        .build(DbBackend::Sqlite)
+        .to_string();
+    let plan = app
+        .db
+        .query_all_raw(Statement::from_string(DbBackend::Sqlite, format!("EXPLAIN QUERY PLAN {sql}")))
+        .await
+        .unwrap();
+    let details: Vec<String> = plan.iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect();
+    assert!(details.iter().any(|d| d.contains("VIRTUAL TABLE INDEX")), "{details:?}");
+    assert!(!details.iter().any(|d| d == "SCAN task_search" || d == "SCAN tasks"), "{details:?}");
+}
+
+#[tokio::test]
+async fn tasks_written_before_the_search_index_are_searchable_after_the_migration() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let path = std::env::temp_dir().join(format!("mc-migrate-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let db = Database::connect(&url).await.unwrap();
+    Migrator::up(&db, Some(1)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO tasks (id, title, description, status, priority, created_at, updated_at, due_sort, tags, comment_count) \
+         VALUES ('0190c0de-0000-7000-8000-000000000001', 'ÜBER old task', 'Written before', 'TODO', 1, 1, 1, 9223372036854775807, '[]', 0)",
+    )
+    .await
+    .unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT text FROM task_search"))
+        .await
+        .unwrap();
+    let texts: Vec<String> = rows.iter().map(|r| r.try_get::<String>("", "text").unwrap()).collect();
+    assert_eq!(texts, ["über old task\nwritten before"]);
+    drop(db);
+    let _ = std::fs::remove_file(&path);
 }

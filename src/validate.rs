@@ -50,16 +50,18 @@ fn json_depth(value: &serde_json::Value, max: usize) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 1usize)];
     while let Some((value, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
-            serde_json::Value::Array(items) => Box::new(items.iter()),
-            serde_json::Value::Object(map) => Box::new(map.values()),
-            _ => continue,
-        };
+        if !(value.is_array() || value.is_object()) {
+            continue;
+        }
         deepest = deepest.max(depth);
         if deepest > max {
             break;
         }
-        stack.extend(children.map(|child| (child, depth + 1)));
+        match value {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|child| (child, depth + 1))),
+            serde_json::Value::Object(map) => stack.extend(map.values().map(|child| (child, depth + 1))),
+            _ => {}
+        }
     }
     deepest
 }

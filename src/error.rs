@@ -5,88 +5,62 @@
 use async_graphql::ErrorExtensions;
 use axum::http::StatusCode;
 
-/// Every `extensions.code` a client can see, in one place. The README's error table is
-/// checked against [`ErrorCode::ALL`] by a test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    Unauthenticated,
-    Forbidden,
-    NotFound,
-    BadUserInput,
-    AgentRuntimeError,
-    RateLimited,
-    InternalServerError,
-    GraphqlParseFailed,
-    GraphqlValidationFailed,
-    QueryTooDeep,
-    QueryTooComplex,
-    QueryTooLarge,
-    BadRequest,
-    BatchTooLarge,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    NotAcceptable,
-    MethodNotAllowed,
-    Timeout,
-    TooManySubscriptions,
-    SubscriptionLagged,
-    SubscriptionGap,
+/// Defines [`ErrorCode`], its client-facing names and the list of all of them from one table.
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal),* $(,)?) => {
+        /// Every `extensions.code` a client can see, in one place. The README's error table is
+        /// checked against [`ErrorCode::ALL`] by a test.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($variant),*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the README's order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The code as clients see it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code),*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// Every code, in the README's order.
-    pub const ALL: [ErrorCode; 22] = [
-        ErrorCode::Unauthenticated,
-        ErrorCode::Forbidden,
-        ErrorCode::NotFound,
-        ErrorCode::BadUserInput,
-        ErrorCode::AgentRuntimeError,
-        ErrorCode::RateLimited,
-        ErrorCode::InternalServerError,
-        ErrorCode::GraphqlParseFailed,
-        ErrorCode::GraphqlValidationFailed,
-        ErrorCode::QueryTooDeep,
-        ErrorCode::QueryTooComplex,
-        ErrorCode::QueryTooLarge,
-        ErrorCode::BadRequest,
-        ErrorCode::BatchTooLarge,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::NotAcceptable,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::Timeout,
-        ErrorCode::TooManySubscriptions,
-        ErrorCode::SubscriptionLagged,
-        ErrorCode::SubscriptionGap,
-    ];
+error_codes! {
+    Unauthenticated => "UNAUTHENTICATED",
+    Forbidden => "FORBIDDEN",
+    NotFound => "NOT_FOUND",
+    BadUserInput => "BAD_USER_INPUT",
+    AgentRuntimeError => "AGENT_RUNTIME_ERROR",
+    RateLimited => "RATE_LIMITED",
+    InternalServerError => "INTERNAL_SERVER_ERROR",
+    GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+    GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+    QueryTooDeep => "QUERY_TOO_DEEP",
+    QueryTooComplex => "QUERY_TOO_COMPLEX",
+    QueryTooLarge => "QUERY_TOO_LARGE",
+    BadRequest => "BAD_REQUEST",
+    BatchTooLarge => "BATCH_TOO_LARGE",
+    PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+    UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+    NotAcceptable => "NOT_ACCEPTABLE",
+    MethodNotAllowed => "METHOD_NOT_ALLOWED",
+    Timeout => "TIMEOUT",
+    TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
+    SubscriptionLagged => "SUBSCRIPTION_LAGGED",
+    SubscriptionGap => "SUBSCRIPTION_GAP",
+}
 
-    /// The code as clients see it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::BadUserInput => "BAD_USER_INPUT",
-            ErrorCode::AgentRuntimeError => "AGENT_RUNTIME_ERROR",
-            ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
-            ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
-            ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
-            ErrorCode::QueryTooDeep => "QUERY_TOO_DEEP",
-            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
-            ErrorCode::QueryTooLarge => "QUERY_TOO_LARGE",
-            ErrorCode::BadRequest => "BAD_REQUEST",
-            ErrorCode::BatchTooLarge => "BATCH_TOO_LARGE",
-            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            ErrorCode::NotAcceptable => "NOT_ACCEPTABLE",
-            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ErrorCode::Timeout => "TIMEOUT",
-            ErrorCode::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
-            ErrorCode::SubscriptionLagged => "SUBSCRIPTION_LAGGED",
-            ErrorCode::SubscriptionGap => "SUBSCRIPTION_GAP",
-        }
+/// Sets `code` as the `extensions.code` of `err`, unless it has one already.
+pub fn with_code(mut err: async_graphql::ServerError, code: ErrorCode) -> async_graphql::ServerError {
+    let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+    if !has_code {
+        err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
     }
+    err
 }
 
 impl std::fmt::Display for ErrorCode {

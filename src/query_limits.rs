@@ -19,9 +19,9 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Positioned, Request, ServerError, ServerResult, Variables};
+use async_graphql::{Name, Positioned, Request, ServerError, ServerResult, Variables};
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, with_code};
 
 /// Limits checked on every document before it is validated or run.
 #[derive(Debug, Clone, Copy)]
@@ -77,9 +77,7 @@ pub struct ReadOnlyRequest {
 }
 
 fn refuse(code: ErrorCode, message: String) -> ServerError {
-    let mut err = ServerError::new(message, None);
-    err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
-    err
+    with_code(ServerError::new(message, None), code)
 }
 
 /// What a scan of the raw text found.
@@ -215,7 +213,7 @@ impl<'d> Measure<'d> {
                     Size { fields: 1 + below.fields, roots: 1, depth, chain: below.chain }
                 }
                 Selection::InlineFragment(fragment) => self.set(&fragment.node.selection_set.node)?,
-                Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str())?,
+                Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node)?,
             };
             size.fields = size.fields.saturating_add(inner.fields);
             size.roots = size.roots.saturating_add(inner.roots);
@@ -228,8 +226,8 @@ impl<'d> Measure<'d> {
         Ok(size)
     }
 
-    fn fragment(&mut self, name: &'d str) -> ServerResult<Size> {
-        match self.fragments.get(name) {
+    fn fragment(&mut self, name: &'d Name) -> ServerResult<Size> {
+        match self.fragments.get(name.as_str()) {
             Some(Some(size)) => return Ok(*size),
             Some(None) => {
                 let msg = format!("the fragment \"{name}\" spreads itself");
@@ -238,7 +236,7 @@ impl<'d> Measure<'d> {
             None => {}
         }
         // An unknown fragment is reported by validation; it reaches nothing.
-        let Some((key, fragment)) = self.doc.fragments.iter().find(|(key, _)| key.as_str() == name) else {
+        let Some((key, fragment)) = self.doc.fragments.iter().find(|(key, _)| key.as_str() == name.as_str()) else {
             return Ok(Size::default());
         };
         // `self.chain` bounds the recursion here; `size.chain` makes the answer the same
@@ -310,7 +308,7 @@ impl QueryLimits {
         // Every fragment is measured, used or not, so a cycle or a bomb in an unused one is
         // refused here too (validation would otherwise walk it).
         for name in doc.fragments.keys() {
-            measure.fragment(name.as_str())?;
+            measure.fragment(name)?;
         }
         for (_, op) in doc.operations.iter() {
             measure.directives(&op.node.directives)?;
@@ -359,11 +357,8 @@ impl Extension for QueryLimits {
     ) -> ServerResult<Request> {
         // Nothing upstream parses documents, so every request arrives here as text.
         self.check_text(&request.query)?;
-        let doc = async_graphql::parser::parse_query(&request.query).map_err(|err| {
-            let mut err = ServerError::from(err);
-            err.extensions.get_or_insert_with(Default::default).set("code", ErrorCode::GraphqlParseFailed.as_str());
-            err
-        })?;
+        let doc = async_graphql::parser::parse_query(&request.query)
+            .map_err(|err| with_code(err.into(), ErrorCode::GraphqlParseFailed))?;
         self.check_document(&doc)?;
         request.set_parsed_query(doc);
         next.run(ctx, request).await

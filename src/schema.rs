@@ -17,7 +17,7 @@ use futures_util::stream::BoxStream;
 pub use crate::query_limits::QueryLimits;
 
 use crate::agents::resolvers::{AgentMutation, AgentQuery, AgentSubscription};
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, with_code};
 use crate::feed::resolvers::{FeedQuery, FeedSubscription};
 use crate::tasks::resolvers::{TaskMutation, TaskQuery, TaskSubscription};
 
@@ -68,14 +68,6 @@ impl ExtensionFactory for ErrorCodes {
 }
 
 struct ErrorCodesExtension;
-
-fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
-    let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
-    if !has_code {
-        err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
-    }
-    err
-}
 
 /// The code for a validation (or argument-coercion) failure, judged by its message.
 fn validation_code(message: &str) -> ErrorCode {

@@ -236,7 +236,7 @@ impl<'d> Measure<'d> {
             None => {}
         }
         // An unknown fragment is reported by validation; it reaches nothing.
-        let Some((key, fragment)) = self.doc.fragments.iter().find(|(key, _)| key.as_str() == name.as_str()) else {
+        let Some(fragment) = self.doc.fragments.get(name) else {
             return Ok(Size::default());
         };
         // `self.chain` bounds the recursion here; `size.chain` makes the answer the same
@@ -249,7 +249,7 @@ impl<'d> Measure<'d> {
         if self.chain > MAX_FRAGMENT_CHAIN {
             return Err(too_long());
         }
-        self.fragments.insert(key.as_str(), None);
+        self.fragments.insert(name.as_str(), None);
         self.directives(&fragment.node.directives)?;
         let mut size = self.set(&fragment.node.selection_set.node)?;
         size.chain += 1;
@@ -257,7 +257,7 @@ impl<'d> Measure<'d> {
             return Err(too_long());
         }
         self.chain -= 1;
-        self.fragments.insert(key.as_str(), Some(size));
+        self.fragments.insert(name.as_str(), Some(size));
         Ok(size)
     }
 }

@@ -61,13 +61,32 @@ pub struct Config {
     #[arg(long, env = "MC_AGENT_RUNTIME", value_enum, default_value = "auto")]
     pub agent_runtime: RuntimeKind,
 
-    /// Clawdbot state folder (holds `agents/*/sessions/sessions.json`). Default `~/.clawdbot`.
+    /// OpenClaw's state folder (holds `openclaw.json` and `agents/*/agent/openclaw-agent.sqlite`).
+    /// Default `~/.openclaw`, else the Clawdbot folder.
+    #[arg(long, env = "OPENCLAW_STATE_DIR")]
+    pub openclaw_state_dir: Option<PathBuf>,
+
+    /// The OpenClaw CLI, used only while the gateway's WebSocket cannot be had.
+    #[arg(long, env = "OPENCLAW_BIN")]
+    pub openclaw_bin: Option<PathBuf>,
+
+    /// The gateway's WebSocket. Default: `ws://127.0.0.1:<gateway.port of the config>`, else
+    /// `ws://127.0.0.1:18789`.
+    #[arg(long, env = "OPENCLAW_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+
+    /// Gateway token (else `CLAWDBOT_GATEWAY_TOKEN`, else the config's `gateway.auth.token`).
+    #[arg(long, env = "OPENCLAW_GATEWAY_TOKEN", hide_env_values = true)]
+    pub gateway_token: Option<String>,
+
+    /// Clawdbot state folder (holds `agents/*/sessions/sessions.json`); the older name of the
+    /// OpenClaw state folder. Default `~/.clawdbot` when `~/.openclaw` is missing.
     #[arg(long, env = "CLAWDBOT_STATE_DIR")]
     pub clawdbot_state_dir: Option<PathBuf>,
 
-    /// The Clawdbot CLI binary.
-    #[arg(long, env = "CLAWDBOT_BIN", default_value = "clawdbot")]
-    pub clawdbot_bin: PathBuf,
+    /// The Clawdbot CLI binary (default `clawdbot` for a Clawdbot store, else `openclaw`).
+    #[arg(long, env = "CLAWDBOT_BIN")]
+    pub clawdbot_bin: Option<PathBuf>,
 
     /// Gateway token, passed to the CLI in its environment, never on its command line.
     #[arg(long, env = "CLAWDBOT_GATEWAY_TOKEN", hide_env_values = true)]
@@ -246,6 +265,11 @@ impl Config {
         config.graphiql = false;
         config.clawdbot_state_dir = None;
         config.clawdbot_gateway_token = None;
+        config.clawdbot_bin = None;
+        config.openclaw_state_dir = None;
+        config.openclaw_bin = None;
+        config.gateway_url = None;
+        config.gateway_token = None;
         config
     }
 
@@ -287,11 +311,18 @@ impl Config {
         }
     }
 
-    /// The Clawdbot state folder: the flag, else `~/.clawdbot`.
-    pub fn clawdbot_state_dir(&self) -> Option<PathBuf> {
-        self.clawdbot_state_dir
-            .clone()
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".clawdbot")))
+    /// Where to look for the gateway: the flags and their environment variables.
+    pub fn gateway_hints(&self) -> crate::agents::gateway::discovery::Hints {
+        crate::agents::gateway::discovery::Hints {
+            openclaw_state_dir: self.openclaw_state_dir.clone(),
+            clawdbot_state_dir: self.clawdbot_state_dir.clone(),
+            config_path: None,
+            gateway_url: self.gateway_url.clone(),
+            openclaw_token: self.gateway_token.clone(),
+            clawdbot_token: self.clawdbot_gateway_token.clone(),
+            home: None,
+        }
+        .from_env()
     }
 }
 

@@ -87,6 +87,10 @@ pub enum AppError {
     /// The agent runtime failed or is not configured; the message says why.
     #[error("{0}")]
     AgentRuntime(String),
+    /// The agent runtime cannot be reached right now (the gateway connection is down); the
+    /// same call may work when retried. Carries `retryable: true`.
+    #[error("{0}")]
+    AgentUnavailable(String),
     /// Too many requests.
     #[error("{0}")]
     RateLimited(String),
@@ -114,7 +118,7 @@ impl AppError {
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::Validation(_) => ErrorCode::BadUserInput,
-            AppError::AgentRuntime(_) => ErrorCode::AgentRuntimeError,
+            AppError::AgentRuntime(_) | AppError::AgentUnavailable(_) => ErrorCode::AgentRuntimeError,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::Db(_) | AppError::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -128,6 +132,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Validation(_) => StatusCode::BAD_REQUEST,
             AppError::AgentRuntime(_) => StatusCode::BAD_GATEWAY,
+            AppError::AgentUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Db(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -147,7 +152,12 @@ impl AppError {
 
 impl ErrorExtensions for AppError {
     fn extend(&self) -> async_graphql::Error {
-        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| ext.set("code", self.code().as_str()))
+        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| {
+            ext.set("code", self.code().as_str());
+            if matches!(self, AppError::AgentUnavailable(_)) {
+                ext.set("retryable", true);
+            }
+        })
     }
 }
 

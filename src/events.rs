@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use crate::entity::{activity, task};
-use crate::snapshot::AgentInfo;
+use crate::snapshot::{AgentInfo, AgentOutputItem, Approval};
 
 /// Kinds of task change, mirrored by the GraphQL `TaskEventKind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
@@ -53,6 +53,10 @@ pub enum Event {
     /// An agent action taken on an instance that does not poll: the leader takes over its
     /// follow-up. Not forwarded to any subscription.
     AgentAction(Arc<AgentAction>),
+    /// Something an agent wrote, as the gateway pushed it (`agentOutput`).
+    AgentOutput(Arc<AgentOutputItem>),
+    /// An exec approval's latest state (`approvals`).
+    Approval(Arc<Approval>),
     /// Local only: the bus may have missed events (it was cut off from the other instances);
     /// subscribers catch up from the database.
     #[serde(skip)]

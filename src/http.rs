@@ -121,6 +121,7 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "eventBus": state.bus.transport_name(),
         "eventBusHealthy": state.bus.healthy(),
         "agentRuntime": state.hub.runtime().name(),
+        "agentGateway": state.hub.runtime().gateway_status(),
         "agentPollerLeader": state.hub.is_leader(),
     }))
 }

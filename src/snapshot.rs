@@ -29,6 +29,9 @@ pub struct AgentInfo {
     pub output_tokens: Option<i64>,
     /// Token use and dollar cost summed from the session transcript, when known.
     pub usage: Usage,
+    /// The runtime's own word for the state (OpenClaw's store `status`), when it gives one.
+    #[serde(default)]
+    pub runtime_status: Option<String>,
 }
 
 /// Token use and cost summed over a transcript.
@@ -36,4 +39,91 @@ pub struct AgentInfo {
 pub struct Usage {
     pub tokens: i64,
     pub cost: f64,
+}
+
+/// What an item of an agent's live output is. Mirrors the GraphQL `AgentOutputKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutputKind {
+    Text,
+    ToolCall,
+    ToolResult,
+    Status,
+    Final,
+    Error,
+}
+
+/// One item of what an agent writes while it writes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AgentOutputItem {
+    pub agent_id: String,
+    pub run_id: Option<String>,
+    pub kind: OutputKind,
+    /// `TEXT`: the new text only (a delta). `STATUS`: the phase. `FINAL`: the whole reply.
+    pub text: Option<String>,
+    pub tool_name: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Where an approval stands. Mirrors the GraphQL `ApprovalStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApprovalState {
+    Pending,
+    Allowed,
+    Denied,
+    Expired,
+}
+
+/// A decision on an approval. Mirrors the GraphQL `ApprovalDecision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    AllowOnce,
+    AllowAlways,
+    Deny,
+}
+
+impl Decision {
+    /// The gateway's word for it.
+    pub fn wire(self) -> &'static str {
+        match self {
+            Decision::AllowOnce => "allow-once",
+            Decision::AllowAlways => "allow-always",
+            Decision::Deny => "deny",
+        }
+    }
+
+    pub fn from_wire(word: &str) -> Option<Self> {
+        match word {
+            "allow-once" => Some(Decision::AllowOnce),
+            "allow-always" => Some(Decision::AllowAlways),
+            "deny" => Some(Decision::Deny),
+            _ => None,
+        }
+    }
+
+    /// The state a decision leaves an approval in.
+    pub fn state(self) -> ApprovalState {
+        match self {
+            Decision::AllowOnce | Decision::AllowAlways => ApprovalState::Allowed,
+            Decision::Deny => ApprovalState::Denied,
+        }
+    }
+}
+
+/// A command an agent asks to run, waiting for (or past) a human decision.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Approval {
+    pub id: String,
+    pub command: String,
+    pub cwd: Option<String>,
+    /// The agent (session key) that asks, when the gateway says.
+    pub agent_id: Option<String>,
+    pub session_key: Option<String>,
+    pub status: ApprovalState,
+    pub decision: Option<Decision>,
+    pub decided_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }

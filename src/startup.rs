@@ -225,9 +225,9 @@ fn limits(config: &Config) -> Limits {
 fn runtime_choice(config: &Config) -> RuntimeChoice {
     RuntimeChoice {
         kind: if config.demo { RuntimeKind::Simulated } else { config.agent_runtime },
-        state_dir: config.clawdbot_state_dir(),
+        hints: config.gateway_hints(),
+        openclaw_bin: config.openclaw_bin.clone(),
         clawdbot_bin: config.clawdbot_bin.clone(),
-        gateway_token: config.clawdbot_gateway_token.clone(),
         call_timeout: config.agent_call_timeout,
     }
 }

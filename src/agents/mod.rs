@@ -7,7 +7,8 @@
 //! In a fleet (Redis configured) only the instance holding the leader lease polls and follows
 //! runs; the others take their snapshots from the bus.
 
-pub mod clawdbot;
+pub mod approvals;
+pub mod gateway;
 pub mod loaders;
 pub mod none;
 pub mod resolvers;
@@ -59,6 +60,7 @@ pub struct AgentHub {
     db: DatabaseConnection,
     leadership: Leadership,
     leader: std::sync::atomic::AtomicBool,
+    approvals: approvals::Approvals,
 }
 
 impl AgentHub {
@@ -73,6 +75,36 @@ impl AgentHub {
             db,
             leadership: Leadership::Always,
             leader: std::sync::atomic::AtomicBool::new(true),
+            approvals: approvals::Approvals::default(),
+        }
+    }
+
+    /// The exec approvals seen, kept up to date from the bus.
+    pub fn approvals(&self) -> &approvals::Approvals {
+        &self.approvals
+    }
+
+    /// Publishes what the runtime pushed (the leader only: it alone follows the gateway's
+    /// events, and the bus carries them to every instance).
+    fn on_runtime_event(&self, event: runtime::RuntimeEvent) {
+        if !self.is_leader() {
+            return;
+        }
+        match event {
+            runtime::RuntimeEvent::Output(item) => self.bus.publish(Event::AgentOutput(Arc::new(item))),
+            runtime::RuntimeEvent::Approval(approval) => {
+                let merged = self.approvals.apply(&approval);
+                self.bus.publish(Event::Approval(Arc::new(merged)));
+            }
+        }
+    }
+
+    /// Marks approvals past their deadline EXPIRED; the leader publishes them.
+    fn expire_approvals(&self) {
+        for approval in self.approvals.expire(chrono::Utc::now()) {
+            if self.is_leader() {
+                self.bus.publish(Event::Approval(Arc::new(approval)));
+            }
         }
     }
 
@@ -226,10 +258,31 @@ impl AgentHub {
         lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let notify = self.runtime.change_notifier();
         let mut events = self.bus.subscribe();
+        let mut pushed = self.runtime.events();
         let mut shutdown = shutdown;
         loop {
+            let next_expiry = self.approvals.next_expiry();
             tokio::select! {
                 _ = ticker.tick() => {}
+                item = async { match pushed.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    match item {
+                        Ok(event) => self.on_runtime_event(event),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "fell behind the runtime's events; some output was not relayed");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => pushed = None,
+                    }
+                    continue;
+                }
+                _ = async {
+                    match next_expiry {
+                        Some(at) => tokio::time::sleep((at - chrono::Utc::now()).to_std().unwrap_or_default()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.expire_approvals();
+                    continue;
+                }
                 _ = async { match &notify { Some(n) => n.notified().await, None => std::future::pending().await } } => {}
                 _ = lease.tick(), if matches!(self.leadership, Leadership::Lease(_)) => {
                     let became_leader = self.renew_lease().await;
@@ -245,6 +298,9 @@ impl AgentHub {
                     match event {
                         Ok(Event::Agents(change)) => self.apply_remote(&change.agents),
                         Ok(Event::AgentsSnapshot(agents)) => self.apply_remote(&agents),
+                        Ok(Event::Approval(approval)) => {
+                            self.approvals.apply(&approval);
+                        }
                         Ok(Event::AgentAction(action)) if self.is_leader() => {
                             Arc::clone(&self).adopt(&action).await;
                         }
@@ -319,9 +375,11 @@ impl crate::feed::LiveAgents for AgentHub {
 /// Which agent runtime drives `agents`, `spawnAgent` and friends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeKind {
-    /// `clawdbot` when its state folder exists, else `none`.
+    /// The gateway when one is configured or its state folder exists, else `none`.
     Auto,
-    /// The real Clawdbot CLI and gateway.
+    /// The OpenClaw gateway (2026.9, protocol 4) or a Clawdbot one (2026.1, protocol 3).
+    Openclaw,
+    /// The same runtime under the product's old name.
     Clawdbot,
     /// An in-process simulation, for demos and tests.
     Simulated,
@@ -329,34 +387,52 @@ pub enum RuntimeKind {
     None,
 }
 
-/// What the runtime is chosen from: the kind asked for, and the Clawdbot settings.
+/// What the runtime is chosen from: the kind asked for, and where the gateway is.
 #[derive(Debug, Clone)]
 pub struct RuntimeChoice {
     pub kind: RuntimeKind,
-    /// The Clawdbot state folder, if one is known.
-    pub state_dir: Option<std::path::PathBuf>,
-    pub clawdbot_bin: std::path::PathBuf,
-    pub gateway_token: Option<String>,
+    pub hints: gateway::discovery::Hints,
+    /// `--openclaw-bin`, then `--clawdbot-bin`, when given.
+    pub openclaw_bin: Option<std::path::PathBuf>,
+    pub clawdbot_bin: Option<std::path::PathBuf>,
     pub call_timeout: std::time::Duration,
 }
 
-/// The runtime `choice` asks for (`Auto` is Clawdbot when its state folder exists); an error
-/// says what to set.
+/// The runtime `choice` asks for; an error says what to set.
+///
+/// `auto` is the gateway runtime when any gateway setting is given or the state folder
+/// exists. The gateway runtime connects to the gateway's WebSocket and reads the state
+/// folder's store; it uses the CLI only while the WebSocket cannot be had.
 pub fn choose_runtime(choice: RuntimeChoice) -> Result<Arc<dyn AgentRuntime>, String> {
+    let state_dir = gateway::discovery::state_dir(&choice.hints);
     let kind = match choice.kind {
-        RuntimeKind::Auto if choice.state_dir.as_ref().is_some_and(|d| d.is_dir()) => RuntimeKind::Clawdbot,
+        RuntimeKind::Auto if choice.hints.any_given() || state_dir.as_ref().is_some_and(|d| d.is_dir()) => {
+            RuntimeKind::Openclaw
+        }
         RuntimeKind::Auto => RuntimeKind::None,
         other => other,
     };
     Ok(match kind {
         RuntimeKind::Simulated => Arc::new(simulated::SimulatedRuntime::new(simulated::SimulatedConfig::default())),
-        RuntimeKind::Clawdbot => {
-            let state_dir = choice.state_dir.ok_or("no Clawdbot state folder: set --clawdbot-state-dir or HOME")?;
-            let mut settings = clawdbot::ClawdbotConfig::new(state_dir);
-            settings.bin = choice.clawdbot_bin;
-            settings.gateway_token = choice.gateway_token;
+        RuntimeKind::Openclaw | RuntimeKind::Clawdbot => {
+            let found = gateway::discovery::find(&choice.hints)?;
+            tracing::info!(
+                state_dir = %found.state_dir.display(),
+                config = ?found.config_file,
+                url = %found.url,
+                token = found.token_source,
+                "gateway runtime"
+            );
+            let old_store = found.state_dir.join("agents/main/sessions/sessions.json").is_file();
+            let mut settings = gateway::GatewayConfig::new(found.state_dir);
+            settings.bin = choice.openclaw_bin.or(choice.clawdbot_bin).unwrap_or_else(|| {
+                std::path::PathBuf::from(if old_store { "clawdbot" } else { "openclaw" })
+            });
+            settings.gateway_token = found.token;
             settings.call_timeout = choice.call_timeout;
-            Arc::new(clawdbot::ClawdbotRuntime::new(settings).with_file_watch())
+            settings.gateway_url = Some(found.url);
+            settings.name = if kind == RuntimeKind::Clawdbot { "clawdbot" } else { "openclaw" };
+            Arc::new(gateway::GatewayRuntime::new(settings).with_file_watch().connect())
         }
         RuntimeKind::None | RuntimeKind::Auto => Arc::new(none::NoRuntime),
     })
@@ -453,6 +529,7 @@ mod tests {
             input_tokens: None,
             output_tokens: None,
             usage: Usage::default(),
+            runtime_status: None,
         };
         let before = vec![agent("a", AgentState::Idle), agent("b", AgentState::Running), agent("c", AgentState::Idle)];
         let after = vec![agent("a", AgentState::Idle), agent("b", AgentState::Done), agent("d", AgentState::Running)];

@@ -8,7 +8,10 @@ use sea_orm::DatabaseConnection;
 
 use super::AgentHub;
 use super::service;
-use super::types::{Agent, AgentMetric, AgentStatusEvent, RecordMetricsInput, SpawnAgentInput};
+use super::types::{
+    Agent, AgentMetric, AgentOutput, AgentStatusEvent, ApprovalDecision, ApprovalStatus, ExecApproval,
+    RecordMetricsInput, SpawnAgentInput,
+};
 use crate::auth::{viewer, writer};
 use crate::events::{AgentsChange, Event, EventBus};
 
@@ -30,6 +33,13 @@ impl AgentQuery {
         viewer(ctx).extend()?;
         let hub = ctx.data::<Arc<AgentHub>>()?;
         Ok(hub.get(&id).map(Agent))
+    }
+
+    /// Exec approvals the gateway asked for, newest first.
+    async fn approvals(&self, ctx: &Context<'_>, status: Option<ApprovalStatus>) -> async_graphql::Result<Vec<ExecApproval>> {
+        viewer(ctx).extend()?;
+        let hub = ctx.data::<Arc<AgentHub>>()?;
+        Ok(hub.approvals().list(status.map(Into::into)).into_iter().map(ExecApproval).collect())
     }
 }
 
@@ -58,6 +68,20 @@ impl AgentMutation {
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         service::send(hub, db, bus, &who.subject, &id, &message).await.extend()?;
         Ok(true)
+    }
+
+    /// Passes a decision on an exec approval to the gateway. Deciding one that is no longer
+    /// pending is `BAD_USER_INPUT`; an unknown id is `NOT_FOUND`.
+    async fn resolve_approval(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        decision: ApprovalDecision,
+    ) -> async_graphql::Result<ExecApproval> {
+        let who = writer(ctx).extend()?;
+        let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
+        let approval = service::resolve_approval(hub, db, bus, &who.subject, &id, decision.into()).await.extend()?;
+        Ok(ExecApproval(approval))
     }
 
     async fn record_agent_metrics(
@@ -106,13 +130,58 @@ impl AgentSubscription {
             loop {
                 match rx.recv().await {
                     Ok(Event::Agents(change)) => yield AgentStatusEvent(change),
-                    Ok(Event::Task(_) | Event::Activity(_) | Event::AgentsSnapshot(_) | Event::AgentAction(_)) => {}
+                    Ok(
+                        Event::Task(_)
+                        | Event::Activity(_)
+                        | Event::AgentsSnapshot(_)
+                        | Event::AgentAction(_)
+                        | Event::AgentOutput(_)
+                        | Event::Approval(_),
+                    ) => {}
                     Ok(Event::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // A full snapshot heals whatever was missed.
                         tracing::warn!("agentStatus subscriber may have missed events; sending a full snapshot");
                         let agents = hub.snapshot();
                         let changed = agents.iter().map(|a| a.id.clone()).collect();
                         yield AgentStatusEvent(Arc::new(AgentsChange { agents, changed }));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+
+    /// What agent `id` writes while it writes it: text deltas, tool calls, run phases, then the
+    /// final reply. An agent that is not running keeps the stream open for its next run.
+    async fn agent_output(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<impl Stream<Item = AgentOutput> + use<>> {
+        viewer(ctx).extend()?;
+        let mut rx = ctx.data::<EventBus>()?.subscribe();
+        let id = id.to_string();
+        Ok(async_stream::stream! {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::AgentOutput(item)) if item.agent_id == id => yield AgentOutput(item),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "agentOutput subscriber fell behind; some output was skipped");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+
+    /// Each new exec approval, and each one resolved or expired.
+    async fn approvals(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = ExecApproval> + use<>> {
+        viewer(ctx).extend()?;
+        let mut rx = ctx.data::<EventBus>()?.subscribe();
+        Ok(async_stream::stream! {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::Approval(approval)) => yield ExecApproval(approval.as_ref().clone()),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "approvals subscriber fell behind");
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }

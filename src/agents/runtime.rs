@@ -1,13 +1,22 @@
 //! The agent runtime abstraction: what Mission Control needs from whatever runs agents.
 //!
-//! Three implementations exist (chosen by `--agent-runtime`): `clawdbot` (the real CLI and
-//! gateway), `simulated` (in-process, for demos and tests) and `none`. Everything above this
+//! Three implementations exist (chosen by `--agent-runtime`): `openclaw` / `clawdbot` (the
+//! real gateway, `gateway/`), `simulated` (in-process, for demos and tests) and `none`. Everything above this
 //! trait (the poller, resolvers, subscriptions) is runtime-agnostic.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use crate::snapshot::{AgentInfo, AgentState, Usage};
+pub use crate::snapshot::{AgentInfo, AgentOutputItem, AgentState, Approval, Decision, Usage};
+
+/// What a runtime pushes as it happens (only runtimes with a live connection push anything).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuntimeEvent {
+    /// Something an agent wrote (a delta, a tool call, a phase, the final reply).
+    Output(AgentOutputItem),
+    /// An exec approval was requested, or it was resolved or expired.
+    Approval(Approval),
+}
 
 /// One conversation message of a transcript.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -53,6 +62,10 @@ pub enum RuntimeError {
     /// The runtime (CLI, gateway) failed; the message is its own.
     #[error("{0}")]
     Failed(String),
+    /// The runtime cannot be reached now (the gateway connection is down); retrying may work.
+    /// The message is this server's own words.
+    #[error("{0}")]
+    Unavailable(String),
     /// The session does not exist.
     #[error("unknown agent {0}")]
     UnknownAgent(String),
@@ -86,6 +99,18 @@ pub trait AgentRuntime: Send + Sync + 'static {
     fn change_notifier(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
     }
+    /// What the runtime pushes from now on; `None` (the default) when it pushes nothing.
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<RuntimeEvent>> {
+        None
+    }
+    /// Passes a human's decision on approval `id` to the runtime.
+    async fn resolve_approval(&self, _id: &str, _decision: Decision) -> Result<(), RuntimeError> {
+        Err(RuntimeError::NotConfigured("approvals need the OpenClaw gateway: set --agent-runtime openclaw".into()))
+    }
+    /// How the gateway is reached, for `/health` (`agentGateway`); `None` without a gateway.
+    fn gateway_status(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 impl From<RuntimeError> for crate::error::AppError {
@@ -96,6 +121,7 @@ impl From<RuntimeError> for crate::error::AppError {
         match err {
             RuntimeError::UnknownAgent(id) => AppError::NotFound(format!("unknown agent {id}")),
             RuntimeError::NotConfigured(how) => AppError::AgentRuntime(how),
+            RuntimeError::Unavailable(why) => AppError::AgentUnavailable(why),
             RuntimeError::Failed(detail) => {
                 let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
                 tracing::warn!(reference = %reference, detail = %detail, "agent runtime call failed");

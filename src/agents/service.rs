@@ -14,7 +14,8 @@ use sea_orm::{
 };
 
 use super::AgentHub;
-use super::runtime::{AgentInfo, AgentState, RunOutcome, SpawnRequest, Usage};
+use super::runtime::{AgentInfo, AgentState, Approval, Decision, RunOutcome, SpawnRequest, Usage};
+use crate::snapshot::ApprovalState;
 use crate::db::UnitOfWork;
 use crate::entity::{agent_metric, task};
 use crate::error::{AppError, AppResult};
@@ -155,6 +156,7 @@ pub async fn spawn(
         input_tokens: None,
         output_tokens: None,
         usage: Usage::default(),
+        runtime_status: None,
     };
     hub.add_pending(agent.clone());
     log(
@@ -313,4 +315,42 @@ pub async fn record_metrics(
     .await?;
     uow.commit(bus).await?;
     Ok(row)
+}
+
+/// Passes `actor`'s decision on approval `id` to the gateway; records who decided in the feed.
+pub async fn resolve_approval(
+    hub: &Arc<AgentHub>,
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    actor: &str,
+    id: &str,
+    decision: Decision,
+) -> AppResult<Approval> {
+    validate::max_len("id", id, validate::MAX_NAME)?;
+    let known = hub.approvals().get(id).ok_or_else(|| AppError::NotFound(format!("unknown approval {id}")))?;
+    if known.status != ApprovalState::Pending {
+        let now = format!("{:?}", known.status).to_uppercase();
+        return Err(AppError::invalid("id", format!("approval {id} is already {now}: it cannot be decided again")));
+    }
+    hub.runtime().resolve_approval(id, decision).await?;
+    let decided = Approval {
+        status: decision.state(),
+        decision: Some(decision),
+        decided_by: Some(actor.to_owned()),
+        ..known
+    };
+    let merged = hub.approvals().apply(&decided);
+    bus.publish(Event::Approval(Arc::new(merged.clone())));
+    let action = if decision == Decision::Deny { "approval_denied" } else { "approval_allowed" };
+    let mut activity = NewActivity::new(ActivityKind::Agent, actor, action).metadata(serde_json::json!({
+        "approvalId": id,
+        "command": merged.command,
+        "decision": decision.wire(),
+    }));
+    activity = match &merged.agent_id {
+        Some(agent) => activity.target("agent", agent),
+        None => activity.target("approval", id),
+    };
+    log(db, bus, activity).await?;
+    Ok(merged)
 }

@@ -177,6 +177,7 @@ impl AgentRuntime for SimulatedRuntime {
             input_tokens: Some(0),
             output_tokens: Some(0),
             usage: Usage::default(),
+            runtime_status: None,
         };
         inner.sessions.insert(
             req.session_key.clone(),

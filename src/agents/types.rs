@@ -8,7 +8,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, InputObject, Object, ResultExt, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::runtime::{AgentInfo, AgentState, TranscriptEntry};
+use super::runtime::{AgentInfo, AgentOutputItem, AgentState, Approval, TranscriptEntry};
 use super::service;
 use crate::agents::loaders::TotalsOf;
 use crate::entity::agent_metric;
@@ -77,6 +77,11 @@ impl Agent {
     }
     async fn status(&self) -> AgentStatus {
         self.0.status.into()
+    }
+    /// The gateway's own word for the state, when it gives one (OpenClaw: running, done,
+    /// failed, killed, timeout).
+    async fn runtime_status(&self) -> Option<&str> {
+        self.0.runtime_status.as_deref()
     }
     async fn model(&self) -> Option<&str> {
         self.0.model.as_deref()
@@ -225,5 +230,102 @@ impl AgentStatusEvent {
     }
     async fn changed(&self) -> Vec<async_graphql::ID> {
         self.0.changed.iter().cloned().map(Into::into).collect()
+    }
+}
+
+/// What an item of live output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::snapshot::OutputKind")]
+pub enum AgentOutputKind {
+    Text,
+    ToolCall,
+    ToolResult,
+    Status,
+    Final,
+    Error,
+}
+
+/// One item of what an agent writes while it writes it.
+pub struct AgentOutput(pub Arc<AgentOutputItem>);
+
+#[Object]
+impl AgentOutput {
+    async fn agent_id(&self) -> async_graphql::ID {
+        self.0.agent_id.clone().into()
+    }
+    async fn run_id(&self) -> Option<&str> {
+        self.0.run_id.as_deref()
+    }
+    async fn kind(&self) -> AgentOutputKind {
+        self.0.kind.into()
+    }
+    /// `TEXT`: the new text only (joining the deltas gives the reply). `STATUS`: the phase.
+    /// `FINAL`: the whole reply. `ERROR`: what went wrong.
+    async fn text(&self) -> Option<&str> {
+        self.0.text.as_deref()
+    }
+    async fn tool_name(&self) -> Option<&str> {
+        self.0.tool_name.as_deref()
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::snapshot::ApprovalState")]
+pub enum ApprovalStatus {
+    Pending,
+    Allowed,
+    Denied,
+    Expired,
+}
+
+/// A decision on an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::snapshot::Decision")]
+pub enum ApprovalDecision {
+    AllowOnce,
+    AllowAlways,
+    Deny,
+}
+
+/// A command an agent asks to run, and what a human decided.
+pub struct ExecApproval(pub Approval);
+
+#[Object]
+impl ExecApproval {
+    async fn id(&self) -> async_graphql::ID {
+        self.0.id.clone().into()
+    }
+    async fn command(&self) -> &str {
+        &self.0.command
+    }
+    async fn cwd(&self) -> Option<&str> {
+        self.0.cwd.as_deref()
+    }
+    /// The agent that asks (its session key), when the gateway says.
+    async fn agent_id(&self) -> Option<async_graphql::ID> {
+        self.0.agent_id.clone().map(Into::into)
+    }
+    async fn session_key(&self) -> Option<&str> {
+        self.0.session_key.as_deref()
+    }
+    async fn status(&self) -> ApprovalStatus {
+        self.0.status.into()
+    }
+    async fn decision(&self) -> Option<ApprovalDecision> {
+        self.0.decision.map(Into::into)
+    }
+    /// Who decided: a user of this server, or the gateway client that did.
+    async fn decided_by(&self) -> Option<&str> {
+        self.0.decided_by.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
     }
 }

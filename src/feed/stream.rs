@@ -89,7 +89,14 @@ pub fn activity_stream(
                 }
                 // A gap: ids between belong to commits published later (or rolled back).
                 Ok(Event::Activity(_)) => catch_up = true,
-                Ok(Event::Task(_) | Event::Agents(_) | Event::AgentsSnapshot(_) | Event::AgentAction(_)) => {}
+                Ok(
+                    Event::Task(_)
+                    | Event::Agents(_)
+                    | Event::AgentsSnapshot(_)
+                    | Event::AgentAction(_)
+                    | Event::AgentOutput(_)
+                    | Event::Approval(_),
+                ) => {}
                 Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
                     tracing::warn!("activity subscriber may have missed events; catching up from the database");
                     catch_up = true;

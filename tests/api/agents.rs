@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mission_control::agents::clawdbot::{ClawdbotConfig, ClawdbotRuntime};
+use mission_control::agents::gateway::{GatewayConfig, GatewayRuntime};
 use mission_control::agents::simulated::{SimulatedConfig, SimulatedRuntime};
 use mission_control::config::RuntimeKind;
 use serde_json::{Value, json};
@@ -89,7 +89,9 @@ async fn clawdbot_app(home: &ClawdbotHome) -> TestApp {
         move |c| {
             c.agent_runtime = RuntimeKind::Clawdbot;
             c.clawdbot_state_dir = Some(dir);
-            c.clawdbot_bin = bin;
+            c.clawdbot_bin = Some(bin);
+            // No gateway listens there: every action takes the CLI fallback.
+            c.gateway_url = Some(format!("ws://127.0.0.1:{}", crate::helpers::free_port()));
             c.clawdbot_gateway_token = Some("gw-secret-token".into());
             c.agent_poll_interval = Duration::from_secs(3600);
         },
@@ -100,10 +102,10 @@ async fn clawdbot_app(home: &ClawdbotHome) -> TestApp {
 
 /// The same without file watching, for tests that drive `poll_once()` themselves.
 async fn clawdbot_app_unwatched(home: &ClawdbotHome) -> TestApp {
-    let mut settings = ClawdbotConfig::new(home.dir.clone());
+    let mut settings = GatewayConfig::new(home.dir.clone());
     settings.bin = home.bin.clone();
     settings.gateway_token = Some("gw-secret-token".into());
-    let runtime = ClawdbotRuntime::new(settings);
+    let runtime = GatewayRuntime::new(settings);
     spawn_app_with(|c| c.agent_poll_interval = Duration::from_secs(3600), Some(Arc::new(runtime))).await
 }
 

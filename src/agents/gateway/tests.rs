@@ -37,7 +37,7 @@ impl TestClock {
 struct Harness {
     tmp: TempDir,
     clock: TestClock,
-    runtime: ClawdbotRuntime,
+    runtime: GatewayRuntime,
 }
 
 impl Harness {
@@ -45,14 +45,14 @@ impl Harness {
         Self::with(env, |_| {})
     }
 
-    fn with(env: &[(&str, &str)], edit: impl FnOnce(&mut ClawdbotConfig)) -> Self {
+    fn with(env: &[(&str, &str)], edit: impl FnOnce(&mut GatewayConfig)) -> Self {
         let tmp = TempDir::new();
         let state = tmp.path().join("state");
         copy_tree(&fixture("clawdbot/store"), &state);
         let work = tmp.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let log = tmp.path().join("calls.log");
-        let mut config = ClawdbotConfig::new(&state);
+        let mut config = GatewayConfig::new(&state);
         config.bin = fake_cli();
         config.call_timeout = Duration::from_secs(10);
         edit(&mut config);
@@ -60,7 +60,7 @@ impl Harness {
         let c = clock.clone();
         let mut all_env = vec![("FAKE_CLAWDBOT_LOG", log.to_str().unwrap())];
         all_env.extend_from_slice(env);
-        let runtime = ClawdbotRuntime::new(config).with_clock(move || c.now()).with_child_env(&work, &all_env);
+        let runtime = GatewayRuntime::new(config).with_clock(move || c.now()).with_child_env(&work, &all_env);
         Harness { tmp, clock, runtime }
     }
 
@@ -88,9 +88,9 @@ fn spawn_req(key: &str) -> SpawnRequest {
 
 #[tokio::test]
 async fn fixture_store_lists_expected_agents() {
-    let mut config = ClawdbotConfig::new(fixture("clawdbot/store"));
+    let mut config = GatewayConfig::new(fixture("clawdbot/store"));
     config.bin = PathBuf::from("/nonexistent/clawdbot"); // list never runs the CLI
-    let runtime = ClawdbotRuntime::new(config);
+    let runtime = GatewayRuntime::new(config);
     // 30 s after mock-1's last update: mock-2 (updated 34.7 s before mock-1) is 64.7 s old.
     let now = ms(MOCK1_UPDATED_MS + 30_000);
     let agents = runtime.list_at(now).await.unwrap();
@@ -141,7 +141,7 @@ async fn list_errors_on_a_corrupt_store_and_recovers() {
     std::fs::write(&store, &good).unwrap();
     assert_eq!(h.runtime.list().await.unwrap().len(), 6);
 
-    let empty = ClawdbotRuntime::new(ClawdbotConfig::new(h.tmp.path().join("missing")));
+    let empty = GatewayRuntime::new(GatewayConfig::new(h.tmp.path().join("missing")));
     assert_eq!(empty.list().await.unwrap(), vec![]);
     assert!(h.calls().is_empty());
 }
@@ -363,12 +363,12 @@ async fn a_hanging_cli_is_killed_at_the_deadline() {
 
 #[test]
 fn config_defaults_and_redacted_debug() {
-    let mut c = ClawdbotConfig::new("/state");
+    let mut c = GatewayConfig::new("/state");
     assert_eq!(c.bin, PathBuf::from("clawdbot"));
     assert_eq!(c.call_timeout, Duration::from_secs(30));
     assert_eq!(c.running_window, Duration::from_secs(60));
     c.gateway_token = Some("very-secret".into());
     let shown = format!("{c:?}");
     assert!(!shown.contains("very-secret") && shown.contains("<redacted>"), "{shown}");
-    assert_eq!(ClawdbotRuntime::new(c).name(), "clawdbot");
+    assert_eq!(GatewayRuntime::new(c).name(), "clawdbot");
 }

@@ -10,23 +10,27 @@ use tokio::sync::Notify;
 /// A file watcher over the state folder; dropping it stops watching.
 pub struct StoreWatcher {
     _watcher: RecommendedWatcher,
-    changed: Arc<Notify>,
 }
 
-/// Whether an event concerns the store (`sessions.json`) or a transcript (`*.jsonl`).
+/// Whether an event concerns a store (`sessions.json`, OpenClaw's SQLite file and its WAL) or
+/// a transcript (`*.jsonl`).
 fn relevant(event: &Event) -> bool {
     event.paths.iter().any(|path| {
         path.file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|name| name == "sessions.json" || name.ends_with(".jsonl"))
+            .is_some_and(|name| {
+                name == "sessions.json"
+                    || name.ends_with(".jsonl")
+                    || name.ends_with(".sqlite")
+                    || name.ends_with(".sqlite-wal")
+            })
     })
 }
 
 impl StoreWatcher {
-    /// Watches `state_dir` recursively. `None` (polling only) when it cannot: the folder does
-    /// not exist yet, or the platform refuses a watch.
-    pub fn start(state_dir: &Path) -> Option<Self> {
-        let changed = Arc::new(Notify::new());
+    /// Watches `state_dir` recursively, pinging `changed`. `None` (polling only) when it
+    /// cannot: the folder does not exist yet, or the platform refuses a watch.
+    pub fn start(state_dir: &Path, changed: Arc<Notify>) -> Option<Self> {
         let signal = Arc::clone(&changed);
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
             if event.is_ok_and(|e| relevant(&e)) {
@@ -37,14 +41,9 @@ impl StoreWatcher {
         .map_err(|err| tracing::warn!(error = %err, "cannot create a file watcher; polling only"))
         .ok()?;
         if let Err(err) = watcher.watch(state_dir, RecursiveMode::Recursive) {
-            tracing::warn!(dir = %state_dir.display(), error = %err, "cannot watch the Clawdbot state folder; polling only");
+            tracing::warn!(dir = %state_dir.display(), error = %err, "cannot watch the gateway's state folder; polling only");
             return None;
         }
-        Some(StoreWatcher { _watcher: watcher, changed })
-    }
-
-    /// The notifier pinged on every relevant change.
-    pub fn notifier(&self) -> Arc<Notify> {
-        Arc::clone(&self.changed)
+        Some(StoreWatcher { _watcher: watcher })
     }
 }

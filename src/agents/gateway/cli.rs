@@ -58,10 +58,12 @@ impl Cli {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Both products' names: OpenClaw reads only OPENCLAW_*, Clawdbot only CLAWDBOT_*.
+            .env("OPENCLAW_STATE_DIR", &self.state_dir)
             .env("CLAWDBOT_STATE_DIR", &self.state_dir)
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         if let Some(token) = &self.gateway_token {
-            cmd.env("CLAWDBOT_GATEWAY_TOKEN", token);
+            cmd.env("OPENCLAW_GATEWAY_TOKEN", token).env("CLAWDBOT_GATEWAY_TOKEN", token);
         }
         if let Some(dir) = &self.current_dir {
             cmd.current_dir(dir);

@@ -91,7 +91,21 @@ impl Tracker {
     }
 
     /// The derived status of `key` at `now`; see the module docs for the rules.
+    #[cfg(test)]
     pub fn status(&self, key: &str, entry: &SessionEntry, now: DateTime<Utc>, running_window: Duration) -> AgentState {
+        self.status_with(key, entry, now, running_window, None)
+    }
+
+    /// Like [`Tracker::status`], where the store records a status of its own (OpenClaw): what
+    /// this server saw happen comes first, then the store's word, then the derivation.
+    pub fn status_with(
+        &self,
+        key: &str,
+        entry: &SessionEntry,
+        now: DateTime<Utc>,
+        running_window: Duration,
+        stored: Option<AgentState>,
+    ) -> AgentState {
         let updated = entry.updated_at();
         if let Some(tracked) = self.sessions.get(key) {
             if !tracked.in_flight.is_empty() {
@@ -103,6 +117,9 @@ impl Tracker {
                     return state;
                 }
             }
+        }
+        if let Some(state) = stored {
+            return state;
         }
         if entry.aborted_last_run == Some(true) {
             return AgentState::Failed;

@@ -425,9 +425,10 @@ pub fn choose_runtime(choice: RuntimeChoice) -> Result<Arc<dyn AgentRuntime>, St
             );
             let old_store = found.state_dir.join("agents/main/sessions/sessions.json").is_file();
             let mut settings = gateway::GatewayConfig::new(found.state_dir);
-            settings.bin = choice.openclaw_bin.or(choice.clawdbot_bin).unwrap_or_else(|| {
-                std::path::PathBuf::from(if old_store { "clawdbot" } else { "openclaw" })
-            });
+            settings.bin = choice
+                .openclaw_bin
+                .or(choice.clawdbot_bin)
+                .unwrap_or_else(|| std::path::PathBuf::from(if old_store { "clawdbot" } else { "openclaw" }));
             settings.gateway_token = found.token;
             settings.call_timeout = choice.call_timeout;
             settings.gateway_url = Some(found.url);

@@ -36,7 +36,11 @@ impl AgentQuery {
     }
 
     /// Exec approvals the gateway asked for, newest first.
-    async fn approvals(&self, ctx: &Context<'_>, status: Option<ApprovalStatus>) -> async_graphql::Result<Vec<ExecApproval>> {
+    async fn approvals(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<ApprovalStatus>,
+    ) -> async_graphql::Result<Vec<ExecApproval>> {
         viewer(ctx).extend()?;
         let hub = ctx.data::<Arc<AgentHub>>()?;
         Ok(hub.approvals().list(status.map(Into::into)).into_iter().map(ExecApproval).collect())
@@ -153,7 +157,11 @@ impl AgentSubscription {
 
     /// What agent `id` writes while it writes it: text deltas, tool calls, run phases, then the
     /// final reply. An agent that is not running keeps the stream open for its next run.
-    async fn agent_output(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<impl Stream<Item = AgentOutput> + use<>> {
+    async fn agent_output(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = AgentOutput> + use<>> {
         viewer(ctx).extend()?;
         let mut rx = ctx.data::<EventBus>()?.subscribe();
         let id = id.to_string();

@@ -15,12 +15,12 @@ use sea_orm::{
 
 use super::AgentHub;
 use super::runtime::{AgentInfo, AgentState, Approval, Decision, RunOutcome, SpawnRequest, Usage};
-use crate::snapshot::ApprovalState;
 use crate::db::UnitOfWork;
 use crate::entity::{agent_metric, task};
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentAction, Event, EventBus};
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
+use crate::snapshot::ApprovalState;
 use crate::time::now_millis;
 use crate::validate;
 
@@ -333,12 +333,8 @@ pub async fn resolve_approval(
         return Err(AppError::invalid("id", format!("approval {id} is already {now}: it cannot be decided again")));
     }
     hub.runtime().resolve_approval(id, decision).await?;
-    let decided = Approval {
-        status: decision.state(),
-        decision: Some(decision),
-        decided_by: Some(actor.to_owned()),
-        ..known
-    };
+    let decided =
+        Approval { status: decision.state(), decision: Some(decision), decided_by: Some(actor.to_owned()), ..known };
     let merged = hub.approvals().apply(&decided);
     bus.publish(Event::Approval(Arc::new(merged.clone())));
     let action = if decision == Decision::Deny { "approval_denied" } else { "approval_allowed" };

@@ -3,11 +3,13 @@
 mod agents;
 mod attacks;
 mod auth;
+mod fake_gateway;
 mod feed;
 mod fuzz;
 mod hardening;
 mod helpers;
 mod layers;
+mod openclaw;
 mod scale;
 mod schema;
 mod subscriptions;

@@ -58,6 +58,17 @@ fn contract_names_are_present() {
         "deleteTask(id: ID!): ID!",
         "sendAgentMessage(id: ID!, message: String!): Boolean!",
         "feedStats: FeedStats!",
+        // Round 2: agents on the gateway.
+        "enum AgentOutputKind",
+        "type AgentOutput",
+        "enum ApprovalStatus",
+        "enum ApprovalDecision",
+        "type ExecApproval",
+        "approvals(status: ApprovalStatus): [ExecApproval!]!",
+        "resolveApproval(id: ID!, decision: ApprovalDecision!): ExecApproval!",
+        "agentOutput(id: ID!): AgentOutput!",
+        "approvals: ExecApproval!",
+        "runtimeStatus: String",
     ] {
         assert!(sdl.contains(name), "schema lacks `{name}`");
     }

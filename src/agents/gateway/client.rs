@@ -198,7 +198,9 @@ impl GatewayClient {
         }
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(RuntimeError::Unavailable(format!("the gateway connection closed before {method} answered"))),
+            Ok(Err(_)) => {
+                Err(RuntimeError::Unavailable(format!("the gateway connection closed before {method} answered")))
+            }
             Err(_) => {
                 lock(&self.shared.pending).remove(&id);
                 Err(RuntimeError::Failed(format!("gateway {method} did not answer within {} ms", timeout.as_millis())))
@@ -350,7 +352,11 @@ fn on_frame(shared: &Shared, text: &str, last_seq: &mut Option<u64>) {
             let Some(name) = frame.get("event").and_then(Value::as_str) else { return };
             if let Some(seq) = frame.get("seq").and_then(Value::as_u64) {
                 if last_seq.is_some_and(|last| seq > last + 1) {
-                    tracing::info!(after = last_seq.unwrap_or_default(), got = seq, "gateway events were missed; re-reading");
+                    tracing::info!(
+                        after = last_seq.unwrap_or_default(),
+                        got = seq,
+                        "gateway events were missed; re-reading"
+                    );
                     let _ = shared.events.send(GatewayEvent::Gap);
                 }
                 *last_seq = Some(seq);
@@ -409,10 +415,14 @@ async fn handshake(settings: &ClientSettings) -> Result<(Socket, Hello), Ended> 
             "caps": ["exec-approvals"],
         },
     });
-    socket.send(Message::text(connect.to_string())).await.map_err(|e| Ended::Failed(format!("cannot send connect: {e}")))?;
+    socket
+        .send(Message::text(connect.to_string()))
+        .await
+        .map_err(|e| Ended::Failed(format!("cannot send connect: {e}")))?;
     let answer = loop {
         let frame = next_json(&mut socket).await?;
-        if frame.get("type").and_then(Value::as_str) == Some("res") && frame.get("id").and_then(Value::as_str) == Some("connect")
+        if frame.get("type").and_then(Value::as_str) == Some("res")
+            && frame.get("id").and_then(Value::as_str) == Some("connect")
         {
             break frame;
         }
@@ -494,6 +504,9 @@ mod tests {
             "chat.send",
             json!({"type":"res","id":"1","ok":false,"error":{"code":"INVALID_REQUEST","message":"unknown session"}}),
         );
-        assert_eq!(err.unwrap_err(), RuntimeError::Failed("gateway chat.send: INVALID_REQUEST: unknown session".into()));
+        assert_eq!(
+            err.unwrap_err(),
+            RuntimeError::Failed("gateway chat.send: INVALID_REQUEST: unknown session".into())
+        );
     }
 }

@@ -100,7 +100,10 @@ fn read_config(path: &Path) -> Result<Option<GatewaySection>, String> {
         json5::from_str(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
     let gateway = value.get("gateway");
     Ok(Some(GatewaySection {
-        port: gateway.and_then(|g| g.get("port")).and_then(serde_json::Value::as_u64).and_then(|p| u16::try_from(p).ok()),
+        port: gateway
+            .and_then(|g| g.get("port"))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok()),
         token: gateway
             .and_then(|g| g.pointer("/auth/token"))
             .and_then(serde_json::Value::as_str)
@@ -136,10 +139,8 @@ pub fn find(hints: &Hints) -> Result<Found, String> {
     } else {
         (None, "none")
     };
-    let url = hints
-        .gateway_url
-        .clone()
-        .unwrap_or_else(|| format!("ws://127.0.0.1:{}", section.port.unwrap_or(DEFAULT_PORT)));
+    let url =
+        hints.gateway_url.clone().unwrap_or_else(|| format!("ws://127.0.0.1:{}", section.port.unwrap_or(DEFAULT_PORT)));
     Ok(Found { state_dir, config_file, url, token, token_source })
 }
 
@@ -190,11 +191,8 @@ mod tests {
         assert_eq!(found.url, "ws://127.0.0.1:19002", "openclaw.json is read first");
         assert_eq!(found.config_file, Some(state.join("openclaw.json")));
 
-        let env = Hints {
-            clawdbot_token: Some("cb".into()),
-            gateway_url: Some("ws://10.0.0.2:1".into()),
-            ..hints.clone()
-        };
+        let env =
+            Hints { clawdbot_token: Some("cb".into()), gateway_url: Some("ws://10.0.0.2:1".into()), ..hints.clone() };
         let found = find(&env).unwrap();
         assert_eq!((found.url.as_str(), found.token.as_deref()), ("ws://10.0.0.2:1", Some("cb")));
         let env = Hints { openclaw_token: Some("oc".into()), ..env };

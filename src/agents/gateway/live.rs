@@ -208,8 +208,12 @@ mod tests {
         let lifecycles: Vec<&Lifecycle> = meanings.iter().filter_map(|m| m.lifecycle.as_ref()).collect();
         let key = "agent:main:subagent:capture-1796152060105";
         // Three runs: two end normally, the third (SLOW) is aborted by chat.abort.
-        assert!(matches!(lifecycles[0], Lifecycle::Started { session_key, run_id } if session_key == key && run_id == "cap-1796152060980"));
-        assert!(matches!(lifecycles[1], Lifecycle::Ended { run_id, session_id: Some(_), .. } if run_id == "cap-1796152060980"));
+        assert!(
+            matches!(lifecycles[0], Lifecycle::Started { session_key, run_id } if session_key == key && run_id == "cap-1796152060980")
+        );
+        assert!(
+            matches!(lifecycles[1], Lifecycle::Ended { run_id, session_id: Some(_), .. } if run_id == "cap-1796152060980")
+        );
         assert!(matches!(lifecycles[3], Lifecycle::Ended { run_id, .. } if run_id == "cap2-1796152071315"));
         assert!(lifecycles[5..].iter().all(|l| matches!(l, Lifecycle::Killed { .. })), "{lifecycles:?}");
         assert!(!lifecycles.iter().any(|l| matches!(l, Lifecycle::Failed { .. })), "an abort is a kill, not a failure");

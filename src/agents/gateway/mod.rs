@@ -314,13 +314,7 @@ impl GatewayRuntime {
             .map(|s| AgentInfo {
                 id: s.key.clone(),
                 label: s.entry.label.clone(),
-                status: tracker.status_with(
-                    &s.key,
-                    &s.entry,
-                    now,
-                    window,
-                    s.status.as_deref().and_then(stored_state),
-                ),
+                status: tracker.status_with(&s.key, &s.entry, now, window, s.status.as_deref().and_then(stored_state)),
                 model: s.entry.model.clone(),
                 session_id: s.entry.session_id.clone(),
                 updated_at: s.entry.updated_at(),

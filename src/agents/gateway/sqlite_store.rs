@@ -335,7 +335,8 @@ mod tests {
 
         // The gateway appends a compressed assistant reply and touches the session.
         let line = r#"{"type":"message","id":"z1","timestamp":"2026-12-01T19:10:50.000Z","message":{"role":"assistant","content":[{"type":"text","text":"Compressed reply"}],"model":"mock-1","usage":{"input":1000,"output":10,"totalTokens":1010,"cost":{"total":0.5}},"timestamp":1796152250000}}"#;
-        let compressed = ruzstd::encoding::compress_to_vec(line.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
+        let compressed =
+            ruzstd::encoding::compress_to_vec(line.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
         let db = writer(&state).await;
         sqlx::query(
             "INSERT INTO transcript_events (session_id, seq, event_json, created_at, event_zstd, event_utf8_bytes, navigation_json) \

@@ -16,14 +16,12 @@ pub struct StoreWatcher {
 /// a transcript (`*.jsonl`).
 fn relevant(event: &Event) -> bool {
     event.paths.iter().any(|path| {
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|name| {
-                name == "sessions.json"
-                    || name.ends_with(".jsonl")
-                    || name.ends_with(".sqlite")
-                    || name.ends_with(".sqlite-wal")
-            })
+        path.file_name().and_then(|n| n.to_str()).is_some_and(|name| {
+            name == "sessions.json"
+                || name.ends_with(".jsonl")
+                || name.ends_with(".sqlite")
+                || name.ends_with(".sqlite-wal")
+        })
     })
 }
 

@@ -15,14 +15,14 @@ use crate::fake_gateway::{FIXTURES, FakeGateway, Options, REPLY, REPLY_COST, REP
 use crate::helpers::{TestApp, VIEWER_PASSWORD, error_code, node_strings, spawn_app_with};
 
 /// A fixture session of the OpenClaw store (three runs, the last killed).
-const CAPTURE: &str = "agent:main:subagent:capture-1796152060105";
+pub const CAPTURE: &str = "agent:main:subagent:capture-1796152060105";
 const CAPTURE_SESSION: &str = "fc1c2aa7-5cd5-478c-97e9-b091598fb6ec";
 
 /// A state folder holding a writable copy of a fixture store; removed on drop.
-struct StateDir(PathBuf);
+pub struct StateDir(pub PathBuf);
 
 impl StateDir {
-    fn openclaw() -> Self {
+    pub fn openclaw() -> Self {
         let dir = std::env::temp_dir().join(format!("mc-openclaw-{}", uuid::Uuid::new_v4()));
         let agent = dir.join("agents/main/agent");
         std::fs::create_dir_all(&agent).unwrap();
@@ -45,7 +45,7 @@ impl StateDir {
         StateDir(dir)
     }
 
-    fn store(&self) -> PathBuf {
+    pub fn store(&self) -> PathBuf {
         self.0.join("agents/main/agent/openclaw-agent.sqlite")
     }
 }

@@ -90,6 +90,8 @@ async fn clawdbot_fleet(redis: &str, home: &ClawdbotHome) -> Fleet {
         ("CLAWDBOT_STATE_DIR", home.dir.display().to_string()),
         ("CLAWDBOT_BIN", home.bin.display().to_string()),
         ("MC_AGENT_POLL_INTERVAL", "1s".to_owned()),
+        // No gateway listens there: actions take the CLI fallback.
+        ("OPENCLAW_GATEWAY_URL", format!("ws://127.0.0.1:{}", free_port())),
     ];
     fleet(redis, &extra).await
 }
@@ -311,4 +313,82 @@ async fn a_run_started_through_a_follower_is_followed_up_by_the_leader() {
         assert!(Instant::now() < deadline, "the run was never followed up: {data}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Two instances on one OpenClaw gateway: the leader relays what the gateway pushes through
+/// Redis, so an approval requested on the gateway is listed on both, can be decided on the
+/// follower (over the follower's own connection), and output reaches a follower's subscriber.
+#[tokio::test]
+async fn approvals_and_output_reach_every_instance_of_a_fleet() {
+    use crate::fake_gateway::{FakeGateway, Options, REPLY};
+    use crate::openclaw::{CAPTURE, StateDir};
+    let Some(redis) = services() else { return };
+    let state = StateDir::openclaw();
+    let fake = FakeGateway::start(Options::openclaw(Some(state.store()))).await;
+    let extra = [
+        ("MC_AGENT_RUNTIME", "openclaw".to_owned()),
+        ("OPENCLAW_STATE_DIR", state.0.display().to_string()),
+        ("OPENCLAW_GATEWAY_URL", fake.url()),
+        ("OPENCLAW_GATEWAY_TOKEN", "gw-token".to_owned()),
+        ("OPENCLAW_BIN", "/nonexistent/openclaw".to_owned()),
+    ];
+    let fleet = fleet(&redis, &extra).await;
+    let follower = if leader_is_a(&fleet).await { &fleet.b } else { &fleet.a };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.connects().len() < 2 || fleet.health(follower).await.unwrap()["agentGateway"]["connected"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "both instances connect to the gateway: {} connects, {:?}",
+            fake.connects().len(),
+            fleet.health(follower).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut ws = ws_ready_on(follower.port, &fleet.token).await;
+    ws.subscribe("o", "subscription($id: ID!) { agentOutput(id: $id) { kind text } }", json!({ "id": CAPTURE })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (id, answer) = fake.request_approval("rm -rf ./build", CAPTURE, 30_000);
+    let listed = "{ approvals(status: PENDING) { id } }";
+    for instance in [&fleet.a, &fleet.b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fleet.graphql(instance, listed, json!({})).await["approvals"].as_array().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "the approval reaches every instance");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let resolve = "mutation($id: ID!) { resolveApproval(id: $id, decision: DENY) { status decidedBy } }";
+    let decided = fleet.graphql(follower, resolve, json!({ "id": id })).await;
+    assert_eq!(decided["resolveApproval"], json!({ "status": "DENIED", "decidedBy": "admin" }));
+    assert_eq!(answer.await.unwrap(), Some("deny".to_owned()));
+    let leader = if std::ptr::eq(follower, &fleet.a) { &fleet.b } else { &fleet.a };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = fleet.graphql(leader, "{ approvals { id status decidedBy } }", json!({})).await;
+        if all["approvals"][0] == json!({ "id": id, "status": "DENIED", "decidedBy": "admin" }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the decision reaches the leader: {all}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The follower knows agents from the leader's snapshots (sent every few seconds).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fleet.graphql(follower, "query($id: ID!) { agent(id: $id) { id } }", json!({ "id": CAPTURE })).await["agent"]
+        .is_null()
+    {
+        assert!(Instant::now() < deadline, "the follower learns the leader's agents");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fleet.graphql(follower, "mutation($id: ID!) { sendAgentMessage(id: $id, message: \"hi\") }", json!({ "id": CAPTURE })).await;
+    let mut text = String::new();
+    loop {
+        let item = ws.next_data("o").await["agentOutput"].clone();
+        match item["kind"].as_str() {
+            Some("TEXT") => text.push_str(item["text"].as_str().unwrap()),
+            Some("FINAL") => break,
+            _ => {}
+        }
+    }
+    assert_eq!(text, REPLY, "each delta once, relayed by the leader alone");
 }

@@ -6,7 +6,8 @@
 //! approvals for connections that declared `caps: ["exec-approvals"]`.
 //!
 //! A run also writes the session store as OpenClaw does (a `session_nodes` row and its
-//! `transcript_events`), when the fake is given the SQLite file.
+//! `transcript_events`), when the fake is given the SQLite file; without one, the fake keeps
+//! its sessions for `sessions.list` and `chat.history`, as a gateway on another machine.
 //!
 //! Controls for tests: silence a method, drop every connection (a restart), mute a connection
 //! (no tick), skip `seq` numbers, push any event, flood events.
@@ -74,6 +75,9 @@ struct State {
     asked: HashMap<String, Asked>,
     /// Open connections that declared `caps: ["exec-approvals"]`.
     approvers: usize,
+    /// Without a store file: the sessions (`sessions.list` rows) and their messages.
+    sessions: std::collections::BTreeMap<String, Value>,
+    history: HashMap<String, Vec<Value>>,
 }
 
 /// The running fake; stops when dropped.
@@ -436,13 +440,15 @@ impl Server {
                     let _ = out.send(res(&id, answer));
                 }
                 "sessions.list" => {
-                    let _ = out.send(res(&id, json!({"sessions": [], "count": 0})));
+                    let rows: Vec<Value> = server.state.lock().unwrap().sessions.values().cloned().collect();
+                    let _ = out.send(res(&id, json!({"sessions": rows, "count": rows.len(), "hasMore": false})));
                 }
                 "chat.history" => {
-                    let _ = out.send(res(
-                        &id,
-                        json!({"messages": [{"role": "assistant", "content": [{"type": "text", "text": REPLY}]}]}),
-                    ));
+                    let key = params["sessionKey"].as_str().unwrap_or_default();
+                    let messages = server.state.lock().unwrap().history.get(key).cloned().unwrap_or_else(|| {
+                        vec![json!({"role": "assistant", "content": [{"type": "text", "text": REPLY}]})]
+                    });
+                    let _ = out.send(res(&id, json!({"sessionKey": key, "messages": messages})));
                 }
                 "exec.approval.resolve" => {
                     let approval_id = params["id"].as_str().unwrap_or_default().to_owned();
@@ -564,7 +570,20 @@ impl Server {
 
     /// The session's node and window (created on its first run) and its user message.
     async fn write_user_message(&self, key: &str, label: Option<&str>, message: &str) {
-        let Some(pool) = &self.store else { return };
+        let Some(pool) = &self.store else {
+            let mut state = self.state.lock().unwrap();
+            let row = state.sessions.entry(key.to_owned()).or_insert_with(|| {
+                json!({"key": key, "label": label, "sessionId": session_id_of(key), "model": "mock-1", "modelProvider": "mock"})
+            });
+            row["status"] = json!("running");
+            row["updatedAt"] = json!(now_ms());
+            state
+                .history
+                .entry(key.to_owned())
+                .or_default()
+                .push(json!({"role": "user", "content": message, "timestamp": now_ms()}));
+            return;
+        };
         let session_id = session_id_of(key);
         let entry = json!({"sessionId": session_id, "updatedAt": now_ms(), "label": label, "model": "mock-1", "modelProvider": "mock"});
         sea_orm::sqlx::query(
@@ -598,7 +617,12 @@ impl Server {
     }
 
     async fn write_reply(&self, key: &str, status: &str) {
-        let Some(pool) = &self.store else { return };
+        let Some(pool) = &self.store else {
+            let line: Value = serde_json::from_str(&assistant_line(REPLY, REPLY_COST)).unwrap();
+            self.state.lock().unwrap().history.entry(key.to_owned()).or_default().push(line["message"].clone());
+            self.set_status(key, status).await;
+            return;
+        };
         let session_id = session_id_of(key);
         let seq = next_seq(pool, &session_id).await;
         insert_row(pool, &session_id, seq, &assistant_line(REPLY, REPLY_COST)).await;
@@ -606,7 +630,13 @@ impl Server {
     }
 
     async fn set_status(&self, key: &str, status: &str) {
-        let Some(pool) = &self.store else { return };
+        let Some(pool) = &self.store else {
+            if let Some(row) = self.state.lock().unwrap().sessions.get_mut(key) {
+                row["status"] = json!(status);
+                row["updatedAt"] = json!(now_ms());
+            }
+            return;
+        };
         sea_orm::sqlx::query("UPDATE session_nodes SET status = ?, updated_at = ? WHERE session_key = ?")
             .bind(status)
             .bind(now_ms())

@@ -177,6 +177,26 @@ async fn spawn_message_and_kill_go_over_one_websocket_with_status_and_cost_from_
 }
 
 #[tokio::test]
+async fn without_a_store_on_this_machine_the_gateway_lists_sessions_and_their_cost() {
+    let state = StateDir(std::env::temp_dir().join(format!("mc-remote-{}", uuid::Uuid::new_v4())));
+    let fake = FakeGateway::start(Options::openclaw(None)).await;
+    let app = gateway_app(&fake, &state, "gw-token", |_| {}).await;
+    connected(&app).await;
+    let spawned = app.ok("mutation { spawnAgent(input: {label: \"far\", task: \"t\"}) { id } }", json!({})).await;
+    let id = spawned["spawnAgent"]["id"].as_str().unwrap().to_owned();
+    let done =
+        eventually("the run to end", || agent(&app, &id), |a| a["status"] == "DONE" && a["runtimeStatus"] == "done")
+            .await;
+    assert!(close(done["metrics"]["cost"].as_f64().unwrap(), REPLY_COST), "{done}");
+    assert_eq!(health(&app).await["agentGateway"]["store"], "gateway");
+    let histories = || fake.requests().iter().filter(|(m, _)| m == "chat.history").count();
+    let before = histories();
+    app.hub.poll_once().await;
+    app.hub.poll_once().await;
+    assert_eq!(histories(), before, "a session's history is read again only when it changed");
+}
+
+#[tokio::test]
 async fn agent_output_streams_phases_deltas_and_the_final_reply() {
     let state = StateDir::openclaw();
     let fake = FakeGateway::start(Options::openclaw(Some(state.store()))).await;

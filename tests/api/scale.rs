@@ -380,7 +380,13 @@ async fn approvals_and_output_reach_every_instance_of_a_fleet() {
         assert!(Instant::now() < deadline, "the follower learns the leader's agents");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    fleet.graphql(follower, "mutation($id: ID!) { sendAgentMessage(id: $id, message: \"hi\") }", json!({ "id": CAPTURE })).await;
+    fleet
+        .graphql(
+            follower,
+            "mutation($id: ID!) { sendAgentMessage(id: $id, message: \"hi\") }",
+            json!({ "id": CAPTURE }),
+        )
+        .await;
     let mut text = String::new();
     loop {
         let item = ws.next_data("o").await["agentOutput"].clone();

@@ -19,6 +19,7 @@ mod cli;
 pub mod client;
 pub mod discovery;
 mod live;
+mod remote_store;
 mod sqlite_store;
 mod status;
 mod store;
@@ -177,6 +178,8 @@ pub struct GatewayRuntime {
     usage: Arc<Mutex<UsageCache>>,
     /// OpenClaw's SQLite stores, opened once.
     sqlite: Arc<tokio::sync::Mutex<SqliteStores>>,
+    /// The gateway's own list, when no store is on this machine.
+    remote: tokio::sync::Mutex<remote_store::RemoteStore>,
     store_health: Arc<Mutex<StoreHealth>>,
     /// Pinged when agents changed (store files, pushed lifecycle events).
     changed: Arc<Notify>,
@@ -208,6 +211,7 @@ impl GatewayRuntime {
             tracker: Arc::new(Mutex::new(Tracker::default())),
             usage: Arc::new(Mutex::new(UsageCache::default())),
             sqlite: Arc::new(tokio::sync::Mutex::new(SqliteStores::default())),
+            remote: tokio::sync::Mutex::new(remote_store::RemoteStore::default()),
             store_health: Arc::new(Mutex::new(StoreHealth::default())),
             changed: Arc::new(Notify::new()),
             notifies: false,
@@ -265,11 +269,15 @@ impl GatewayRuntime {
         let json = tokio::task::spawn_blocking(move || scan_json(&state_dir, &cache))
             .await
             .map_err(|e| RuntimeError::Failed(format!("session scan failed: {e}")))?;
-        let sqlite = if sqlite_store::store_files(&self.config.state_dir).is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.sqlite.lock().await.scan(&self.config.state_dir).await
-        };
+        let no_sqlite = sqlite_store::store_files(&self.config.state_dir).is_empty();
+        if no_sqlite
+            && json.as_ref().is_ok_and(Vec::is_empty)
+            && let Some(client) = self.socket()
+        {
+            return self.scan_remote(client).await;
+        }
+        let sqlite =
+            if no_sqlite { Ok(Vec::new()) } else { self.sqlite.lock().await.scan(&self.config.state_dir).await };
         let kind = match (&json, &sqlite) {
             (_, Ok(s)) if !s.is_empty() => Some("sqlite"),
             (_, Err(_)) => Some("sqlite"),
@@ -300,6 +308,19 @@ impl GatewayRuntime {
             status: s.status,
         }));
         Ok(sessions)
+    }
+
+    /// The gateway's own list: no store of it is on this machine.
+    async fn scan_remote(&self, client: &GatewayClient) -> Result<Vec<Scanned>, RuntimeError> {
+        let listed = self.remote.lock().await.scan(client, self.config.call_timeout).await;
+        let mut health = lock(&self.store_health);
+        health.kind = Some("gateway");
+        health.error = listed.as_ref().err().map(ToString::to_string);
+        drop(health);
+        Ok(listed?
+            .into_iter()
+            .map(|s| Scanned { key: s.key, entry: s.entry, usage: s.usage, status: s.status })
+            .collect())
     }
 
     /// [`AgentRuntime::list`] with statuses derived as of `now`.

@@ -191,6 +191,18 @@ pub(crate) fn parse_history(reply: &Value, limit: usize) -> Result<Vec<Transcrip
     Ok(entries.into_iter().skip(skip).collect())
 }
 
+/// The usage summed over a `chat.history` reply's messages.
+pub(crate) fn history_usage(reply: &Value) -> Usage {
+    let messages = reply.get("messages").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    messages.iter().filter_map(|m| m.get("usage")).filter_map(|u| RawUsage::deserialize(u).ok()).fold(
+        Usage::default(),
+        |sum, u| Usage {
+            tokens: sum.tokens.saturating_add(u.tokens().unwrap_or(0)),
+            cost: sum.cost + u.cost().unwrap_or(0.0),
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::fixture;

@@ -30,8 +30,14 @@ impl Approvals {
         let Ok(mut items) = self.items.write() else { return update.clone() };
         if let Some(known) = items.iter_mut().find(|a| a.id == update.id) {
             if known.status == ApprovalState::Pending {
+                // A resolution event carries no deadline of its own: the request's times stay.
                 let decided_by = update.decided_by.clone().or(known.decided_by.take());
-                *known = Approval { decided_by, ..update.clone() };
+                *known = Approval {
+                    decided_by,
+                    created_at: known.created_at,
+                    expires_at: known.expires_at,
+                    ..update.clone()
+                };
             } else if update.status != ApprovalState::Pending && known.decided_by.is_none() {
                 known.decided_by.clone_from(&update.decided_by);
             }

@@ -99,6 +99,26 @@ impl AgentHub {
         }
     }
 
+    /// Relays what the runtime pushes until it stops pushing or the server stops.
+    async fn relay(
+        self: Arc<Self>,
+        mut pushed: tokio::sync::broadcast::Receiver<runtime::RuntimeEvent>,
+        mut shutdown: crate::shutdown::Signal,
+    ) {
+        loop {
+            tokio::select! {
+                item = pushed.recv() => match item {
+                    Ok(event) => self.on_runtime_event(event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "fell behind the runtime's events; some were not relayed");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+
     /// Marks approvals past their deadline EXPIRED; the leader publishes them.
     fn expire_approvals(&self) {
         for approval in self.approvals.expire(chrono::Utc::now()) {
@@ -258,22 +278,15 @@ impl AgentHub {
         lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let notify = self.runtime.change_notifier();
         let mut events = self.bus.subscribe();
-        let mut pushed = self.runtime.events();
+        if let Some(pushed) = self.runtime.events() {
+            // In a task of its own, so a slow poll never holds up what the gateway pushes.
+            tokio::spawn(Arc::clone(&self).relay(pushed, shutdown.clone()));
+        }
         let mut shutdown = shutdown;
         loop {
             let next_expiry = self.approvals.next_expiry();
             tokio::select! {
                 _ = ticker.tick() => {}
-                item = async { match pushed.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
-                    match item {
-                        Ok(event) => self.on_runtime_event(event),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            tracing::warn!(missed = n, "fell behind the runtime's events; some output was not relayed");
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => pushed = None,
-                    }
-                    continue;
-                }
                 _ = async {
                     match next_expiry {
                         Some(at) => tokio::time::sleep((at - chrono::Utc::now()).to_std().unwrap_or_default()).await,

@@ -8,8 +8,10 @@
 //! `{type:"event", event, payload, seq?}` arrive in between.
 //!
 //! The client:
-//! - reconnects with exponential backoff and jitter; a refused token (close 1008) or protocol
-//!   (1002) is reported and retried only at the longest interval, never in a busy loop;
+//! - reconnects with exponential backoff and jitter; a `connect` the gateway refuses (a wrong
+//!   token, close 1008; a protocol mismatch, close 1002) is reported and retried only at the
+//!   longest interval, and a connection that drops soon after it came up backs off too, so
+//!   there is never a busy loop;
 //! - fails every pending request at once when the connection drops ([`RuntimeError::Unavailable`]);
 //! - gives each request a deadline and bounds how many are in flight;
 //! - watches `tick`: two silent intervals and the connection is replaced;
@@ -33,10 +35,15 @@ use crate::agents::runtime::RuntimeError;
 /// The protocols this client speaks: Clawdbot 2026.1 speaks 3, OpenClaw 2026.9 speaks 4.
 pub const MIN_PROTOCOL: u64 = 3;
 pub const MAX_PROTOCOL: u64 = 4;
-/// The largest frame accepted before `hello-ok` says otherwise (OpenClaw allows 25 MiB).
+/// The largest frame read. `hello-ok.policy.maxPayload` is what the gateway accepts from us
+/// (25 MiB on OpenClaw, 512 KiB on Clawdbot); its own frames stay below this cap.
 const MAX_FRAME: usize = 32 << 20;
 /// Deadline of the WebSocket handshake, the challenge and the `connect` answer together.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that stayed up this long was healthy: the next one starts the backoff afresh.
+const HEALTHY_UPTIME: Duration = Duration::from_secs(10);
+/// Longest a frame may take to be written before the connection counts as stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The tick interval assumed until `hello-ok` gives one.
 const DEFAULT_TICK: Duration = Duration::from_secs(30);
 /// Events a slow consumer may fall behind before it is told it lagged.
@@ -83,7 +90,7 @@ impl ClientSettings {
 /// What the connection tells the runtime.
 #[derive(Debug, Clone)]
 pub enum GatewayEvent {
-    /// A connection is up (the first, or one after a drop): what was missed must be re-read.
+    /// A connection is up (the first, or one after a drop): events may have been missed.
     Connected,
     /// An event frame.
     Event { name: String, payload: Arc<Value> },
@@ -120,8 +127,8 @@ struct Shared {
     slots: Semaphore,
 }
 
-/// A handle on the gateway connection; cheap to clone. The connection task stops when the
-/// last handle is dropped or `shutdown` fires.
+/// A handle on the gateway connection; cheap to clone. The connection task stops within a few
+/// seconds of the last handle being dropped.
 #[derive(Clone)]
 pub struct GatewayClient {
     shared: Arc<Shared>,
@@ -129,8 +136,8 @@ pub struct GatewayClient {
 
 /// Why a connection ended.
 enum Ended {
-    /// It was up and then dropped (or went silent): reconnect soon.
-    Lost(String),
+    /// It was up (for the given time) and then dropped or went silent: reconnect soon.
+    Lost(String, Duration),
     /// It never came up: back off.
     Failed(String),
     /// The gateway refused this client (token, protocol): retry only at the longest interval.
@@ -196,16 +203,39 @@ impl GatewayClient {
                 return Err(RuntimeError::Unavailable(format!("the gateway connection closed; {method} was not sent")));
             }
         }
+        // Removes the entry however this ends (answered, timed out, or the caller gone).
+        let _forget = ForgetOnDrop { shared: &self.shared, id: &id };
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => {
                 Err(RuntimeError::Unavailable(format!("the gateway connection closed before {method} answered")))
             }
             Err(_) => {
-                lock(&self.shared.pending).remove(&id);
                 Err(RuntimeError::Failed(format!("gateway {method} did not answer within {} ms", timeout.as_millis())))
             }
         }
+    }
+}
+
+/// Removes a pending request's entry when its caller stops waiting.
+struct ForgetOnDrop<'a> {
+    shared: &'a Shared,
+    id: &'a str,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).remove(self.id);
+    }
+}
+
+/// Takes the writer away and fails every pending request when a connection ends, also when its
+/// task unwinds: requests then fail or fall back instead of waiting on a dead connection.
+struct EndOfConnection<'a>(&'a Shared);
+
+impl Drop for EndOfConnection<'_> {
+    fn drop(&mut self) {
+        fail_pending(self.0, "the gateway connection was lost");
     }
 }
 
@@ -215,14 +245,16 @@ async fn run(shared: std::sync::Weak<Shared>) {
     loop {
         let Some(strong) = shared.upgrade() else { return };
         let settings = strong.settings.clone();
-        let ended = connect_and_serve(&strong).await;
-        fail_pending(&strong, "the gateway connection was lost");
+        let ended = {
+            let _end = EndOfConnection(&strong);
+            connect_and_serve(&strong).await
+        };
         let wait = match &ended {
             Ended::Stopped => return,
-            Ended::Lost(why) => {
+            Ended::Lost(why, up) => {
                 tracing::warn!(url = %settings.url, reason = %why, "gateway connection lost; reconnecting");
-                failures = 0;
-                settings.backoff_min
+                failures = if *up >= HEALTHY_UPTIME { 1 } else { failures.saturating_add(1) };
+                backoff(settings.backoff_min, settings.backoff_max, failures)
             }
             Ended::Failed(why) => {
                 failures = failures.saturating_add(1);
@@ -237,7 +269,7 @@ async fn run(shared: std::sync::Weak<Shared>) {
                 settings.backoff_max
             }
         };
-        if let Ended::Lost(why) | Ended::Failed(why) | Ended::Refused(why) = ended {
+        if let Ended::Lost(why, _) | Ended::Failed(why) | Ended::Refused(why) = ended {
             let mut status = lock(&strong.status);
             status.connected = false;
             status.error = Some(why);
@@ -268,7 +300,6 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 struct Hello {
     protocol: u64,
     version: Option<String>,
-    max_payload: usize,
     tick: Duration,
 }
 
@@ -292,37 +323,36 @@ async fn connect_and_serve(shared: &Arc<Shared>) -> Ended {
     let _ = shared.events.send(GatewayEvent::Connected);
 
     let mut last_seq: Option<u64> = None;
+    let up_since = Instant::now();
+    let lost = |why: String| Ended::Lost(why, up_since.elapsed());
     let mut heard = Instant::now();
     let mut watchdog = tokio::time::interval(hello.tick.min(Duration::from_secs(5)).max(Duration::from_millis(10)));
     loop {
         tokio::select! {
             out = rx.recv() => {
                 let Some(message) = out else { return Ended::Stopped };
-                if let Err(e) = socket.send(message).await {
-                    return Ended::Lost(format!("cannot write to the gateway: {e}"));
+                match tokio::time::timeout(WRITE_TIMEOUT, socket.send(message)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return lost(format!("cannot write to the gateway: {e}")),
+                    Err(_) => return lost("the gateway stopped reading".into()),
                 }
             }
             incoming = socket.next() => {
                 heard = Instant::now();
                 match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        if text.len() > hello.max_payload {
-                            return Ended::Lost(format!("the gateway sent a frame of {} bytes, over its own limit", text.len()));
-                        }
-                        on_frame(shared, text.as_str(), &mut last_seq);
-                    }
+                    Some(Ok(Message::Text(text))) => on_frame(shared, text.as_str(), &mut last_seq),
                     Some(Ok(Message::Close(frame))) => {
                         let why = frame.map_or_else(|| "closed".to_owned(), |f| format!("closed with {} {}", u16::from(f.code), f.reason));
-                        return Ended::Lost(why);
+                        return lost(why);
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => return Ended::Lost(format!("gateway connection error: {e}")),
-                    None => return Ended::Lost("the gateway closed the connection".into()),
+                    Some(Err(e)) => return lost(format!("gateway connection error: {e}")),
+                    None => return lost("the gateway closed the connection".into()),
                 }
             }
             _ = watchdog.tick() => {
                 if heard.elapsed() > hello.tick * 2 {
-                    return Ended::Lost(format!("no tick from the gateway for {} ms", heard.elapsed().as_millis()));
+                    return lost(format!("no tick from the gateway for {} ms", heard.elapsed().as_millis()));
                 }
                 if Arc::strong_count(shared) == 1 {
                     let _ = socket.close(None).await;
@@ -351,7 +381,7 @@ fn on_frame(shared: &Shared, text: &str, last_seq: &mut Option<u64>) {
         Some("event") => {
             let Some(name) = frame.get("event").and_then(Value::as_str) else { return };
             if let Some(seq) = frame.get("seq").and_then(Value::as_u64) {
-                if last_seq.is_some_and(|last| seq > last + 1) {
+                if last_seq.is_some_and(|last| seq > last.saturating_add(1)) {
                     tracing::info!(
                         after = last_seq.unwrap_or_default(),
                         got = seq,
@@ -442,17 +472,13 @@ async fn handshake(settings: &ClientSettings) -> Result<(Socket, Hello), Ended> 
     let hello = answer.get("payload").cloned().unwrap_or(Value::Null);
     let protocol = hello.get("protocol").and_then(Value::as_u64).unwrap_or(MIN_PROTOCOL);
     let policy = hello.get("policy");
-    let max_payload = policy
-        .and_then(|p| p.get("maxPayload"))
-        .and_then(Value::as_u64)
-        .map_or(MAX_FRAME, |n| usize::try_from(n).unwrap_or(MAX_FRAME).min(MAX_FRAME));
     let tick = policy
         .and_then(|p| p.get("tickIntervalMs"))
         .and_then(Value::as_u64)
         .filter(|&ms| ms > 0)
         .map_or(DEFAULT_TICK, Duration::from_millis);
     let version = hello.pointer("/server/version").and_then(Value::as_str).map(str::to_owned);
-    Ok((socket, Hello { protocol, version, max_payload, tick }))
+    Ok((socket, Hello { protocol, version, tick }))
 }
 
 /// The next text frame as JSON; a close during the handshake says why the gateway refused.

@@ -67,7 +67,14 @@ pub(crate) fn meaning(name: &str, payload: &Value, now: DateTime<Utc>) -> Meanin
         "chat" => chat_event(payload, now),
         "exec.approval.requested" => Meaning { approval: approval(payload, None), ..Meaning::default() },
         "exec.approval.resolved" => {
-            let decision = payload.get("decision").and_then(Value::as_str).and_then(Decision::from_wire);
+            // `null` means it expired; a decision word this server does not know is skipped.
+            let decision = match payload.get("decision") {
+                None | Some(Value::Null) => None,
+                Some(word) => match word.as_str().and_then(Decision::from_wire) {
+                    Some(d) => Some(d),
+                    None => return Meaning::default(),
+                },
+            };
             Meaning { approval: approval(payload, Some(decision)), ..Meaning::default() }
         }
         _ => Meaning::default(),

@@ -177,9 +177,14 @@ pub struct GatewayRuntime {
     /// Clawdbot transcripts' usage; shared with the blocking scan task.
     usage: Arc<Mutex<UsageCache>>,
     /// OpenClaw's SQLite stores, opened once.
-    sqlite: Arc<tokio::sync::Mutex<SqliteStores>>,
+    sqlite: tokio::sync::Mutex<SqliteStores>,
+    /// What their next scan must read, set by the event pump without waiting for a scan.
+    marks: Arc<Mutex<sqlite_store::Marks>>,
     /// The gateway's own list, when no store is on this machine.
     remote: tokio::sync::Mutex<remote_store::RemoteStore>,
+    /// Whether the list came from the gateway: then, while it is unreachable, there is no list
+    /// (rather than an empty one).
+    remote_used: std::sync::atomic::AtomicBool,
     store_health: Arc<Mutex<StoreHealth>>,
     /// Pinged when agents changed (store files, pushed lifecycle events).
     changed: Arc<Notify>,
@@ -204,14 +209,18 @@ impl GatewayRuntime {
             extra_env: Vec::new(),
             current_dir: None,
         };
+        let sqlite = SqliteStores::default();
+        let marks = sqlite.marks();
         GatewayRuntime {
             config,
             cli,
+            marks,
             clock: Arc::new(Utc::now),
             tracker: Arc::new(Mutex::new(Tracker::default())),
             usage: Arc::new(Mutex::new(UsageCache::default())),
-            sqlite: Arc::new(tokio::sync::Mutex::new(SqliteStores::default())),
+            sqlite: tokio::sync::Mutex::new(sqlite),
             remote: tokio::sync::Mutex::new(remote_store::RemoteStore::default()),
+            remote_used: std::sync::atomic::AtomicBool::new(false),
             store_health: Arc::new(Mutex::new(StoreHealth::default())),
             changed: Arc::new(Notify::new()),
             notifies: false,
@@ -239,7 +248,7 @@ impl GatewayRuntime {
         let client = GatewayClient::start(settings);
         let pump = Pump {
             tracker: Arc::clone(&self.tracker),
-            sqlite: Arc::clone(&self.sqlite),
+            marks: Arc::clone(&self.marks),
             changed: Arc::clone(&self.changed),
             events: self.events.clone(),
             clock: Arc::clone(&self.clock),
@@ -270,11 +279,16 @@ impl GatewayRuntime {
             .await
             .map_err(|e| RuntimeError::Failed(format!("session scan failed: {e}")))?;
         let no_sqlite = sqlite_store::store_files(&self.config.state_dir).is_empty();
-        if no_sqlite
-            && json.as_ref().is_ok_and(Vec::is_empty)
-            && let Some(client) = self.socket()
-        {
-            return self.scan_remote(client).await;
+        if no_sqlite && json.as_ref().is_ok_and(Vec::is_empty) {
+            if let Some(client) = self.socket() {
+                self.remote_used.store(true, std::sync::atomic::Ordering::Relaxed);
+                return self.scan_remote(client).await;
+            }
+            if self.remote_used.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(RuntimeError::Unavailable(
+                    "no session store is on this machine and the gateway cannot be reached".into(),
+                ));
+            }
         }
         let sqlite =
             if no_sqlite { Ok(Vec::new()) } else { self.sqlite.lock().await.scan(&self.config.state_dir).await };
@@ -397,7 +411,7 @@ impl GatewayRuntime {
 /// Follows what the gateway pushes: lifecycles into the tracker, output and approvals out.
 struct Pump {
     tracker: Arc<Mutex<Tracker>>,
-    sqlite: Arc<tokio::sync::Mutex<SqliteStores>>,
+    marks: Arc<Mutex<sqlite_store::Marks>>,
     changed: Arc<Notify>,
     events: broadcast::Sender<RuntimeEvent>,
     clock: Clock,
@@ -407,11 +421,12 @@ impl Pump {
     async fn run(self, mut rx: broadcast::Receiver<GatewayEvent>) {
         loop {
             match rx.recv().await {
-                Ok(GatewayEvent::Event { name, payload }) => self.on_event(&name, &payload).await,
-                Ok(GatewayEvent::Connected) => self.changed.notify_one(),
-                Ok(GatewayEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    // What was missed is in the store: read every transcript again once.
-                    self.sqlite.lock().await.forget_cursors();
+                Ok(GatewayEvent::Event { name, payload }) => self.on_event(&name, &payload),
+                Ok(GatewayEvent::Connected | GatewayEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Events may have been missed; what they said is in the store: runs known
+                    // only from events are forgotten, and every transcript is read again once.
+                    lock(&self.tracker).forget_learned();
+                    lock(&self.marks).reread_all();
                     self.changed.notify_one();
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -419,7 +434,7 @@ impl Pump {
         }
     }
 
-    async fn on_event(&self, name: &str, payload: &Value) {
+    fn on_event(&self, name: &str, payload: &Value) {
         let now = (self.clock)();
         let meaning = live::meaning(name, payload, now);
         if let Some(lifecycle) = meaning.lifecycle {
@@ -427,7 +442,7 @@ impl Pump {
                 let mut tracker = lock(&self.tracker);
                 match lifecycle {
                     Lifecycle::Started { session_key, run_id } => {
-                        tracker.run_started(&session_key, &run_id);
+                        tracker.run_seen(&session_key, &run_id);
                         None
                     }
                     Lifecycle::Ended { run_id, session_id, .. } => {
@@ -446,7 +461,7 @@ impl Pump {
             };
             // The run's cost is in its transcript now: read it for that session only.
             if let Some(id) = ended_session {
-                self.sqlite.lock().await.mark_dirty(&id);
+                lock(&self.marks).mark_dirty(&id);
             }
             self.changed.notify_one();
         }

@@ -4,6 +4,8 @@
 //! `sessions.list` gives each session's entry (OpenClaw adds its `status`); cost is the sum of
 //! the assistant messages' `usage.cost.total` from `chat.history`, asked for a session only when
 //! its `updatedAt` moved (a run ended), never `estimatedCostUsd`, which covers the last run only.
+//! `chat.history` gives at most the last 1,000 messages: a longer session's cost counts only
+//! those (a warning says so). A local store has no such limit.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -84,6 +86,9 @@ impl RemoteStore {
                         .request("chat.history", json!({ "sessionKey": key, "limit": HISTORY }), Some(timeout))
                         .await?;
                     let usage = history_usage(&history);
+                    if history.get("messages").and_then(Value::as_array).is_some_and(|m| m.len() as u64 >= HISTORY) {
+                        tracing::warn!(session = %key, "cost counts the last {HISTORY} messages only (the gateway's history limit)");
+                    }
                     self.usage.insert(key.clone(), (entry.updated_at, usage));
                     usage
                 }

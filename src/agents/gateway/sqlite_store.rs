@@ -16,10 +16,12 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sea_orm::sqlx::{self, Row};
 
+use super::lock;
 use super::store::SessionEntry;
 use super::transcript::{line_entry, line_usage};
 use super::{TranscriptEntry, Usage};
@@ -58,13 +60,32 @@ struct OpenStore {
     cursors: HashMap<String, Cursor>,
 }
 
+/// What the next scan must read beyond what moved; set from the gateway's events without
+/// waiting for a scan in progress.
+#[derive(Debug, Default)]
+pub(crate) struct Marks {
+    /// Sessions whose transcript must be read even if `updated_at` did not move (a run just
+    /// ended).
+    dirty: HashSet<String>,
+    /// Every transcript must be read again from its first row (events were missed).
+    reread: bool,
+}
+
+impl Marks {
+    pub fn mark_dirty(&mut self, session_id: &str) {
+        self.dirty.insert(session_id.to_owned());
+    }
+
+    pub fn reread_all(&mut self) {
+        self.reread = true;
+    }
+}
+
 /// Every OpenClaw store under a state folder, opened once and read incrementally.
 #[derive(Default)]
 pub(crate) struct SqliteStores {
     open: HashMap<PathBuf, OpenStore>,
-    /// Sessions whose transcript must be read at the next scan even if `updated_at` did not
-    /// move (a run just ended).
-    dirty: HashSet<String>,
+    marks: Arc<Mutex<Marks>>,
 }
 
 /// The store files under `state_dir`, one per agent folder that has one.
@@ -91,16 +112,9 @@ fn row_text(json: Option<String>, zstd: Option<Vec<u8>>, declared: Option<i64>) 
 }
 
 impl SqliteStores {
-    /// Asks for `session_id`'s transcript to be read at the next scan.
-    pub fn mark_dirty(&mut self, session_id: &str) {
-        self.dirty.insert(session_id.to_owned());
-    }
-
-    /// Forgets every cursor: the next scan re-reads each transcript from its first row.
-    pub fn forget_cursors(&mut self) {
-        for store in self.open.values_mut() {
-            store.cursors.clear();
-        }
+    /// Where to say what the next scan must read (shared, never held across a scan).
+    pub fn marks(&self) -> Arc<Mutex<Marks>> {
+        Arc::clone(&self.marks)
     }
 
     async fn pool(&mut self, file: &Path) -> Result<&mut OpenStore, String> {
@@ -122,11 +136,27 @@ impl SqliteStores {
 
     /// Every session of every store, with its transcript usage brought up to date.
     pub async fn scan(&mut self, state_dir: &Path) -> Result<Vec<SqliteSession>, String> {
+        let marks = std::mem::take(&mut *lock(&self.marks));
+        if marks.reread {
+            for store in self.open.values_mut() {
+                store.cursors.clear();
+            }
+        }
+        let result = self.scan_files(state_dir, &marks.dirty).await;
+        if result.is_err() {
+            // Nothing read is lost: the next scan tries the same again.
+            let mut pending = lock(&self.marks);
+            pending.dirty.extend(marks.dirty);
+            pending.reread |= marks.reread;
+        }
+        result
+    }
+
+    async fn scan_files(&mut self, state_dir: &Path, dirty: &HashSet<String>) -> Result<Vec<SqliteSession>, String> {
         let files = store_files(state_dir);
         self.open.retain(|path, _| files.contains(path));
         let mut sessions = Vec::new();
         for file in files {
-            let dirty = std::mem::take(&mut self.dirty);
             let store = self.pool(&file).await?;
             let rows = read_nodes(&store.pool).await.map_err(|e| format!("{}: {e}", file.display()))?;
             let mut live = HashSet::new();
@@ -149,7 +179,6 @@ impl SqliteStores {
                 sessions.push(SqliteSession { key, entry, status, usage });
             }
             store.cursors.retain(|id, _| live.contains(id));
-            self.dirty.extend(dirty.into_iter().filter(|id| !live.contains(id)));
         }
         Ok(sessions)
     }

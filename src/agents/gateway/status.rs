@@ -30,6 +30,9 @@ pub(crate) struct Tracker {
     sessions: HashMap<String, Tracked>,
     /// Session key of every run in flight, so `wait(run_id)` can find its session.
     run_owner: HashMap<String, String>,
+    /// Runs known only from the gateway's events (another client started them): nobody waits
+    /// on them, so they are forgotten when events may have been missed.
+    learned: HashSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -51,9 +54,27 @@ impl Tracker {
         self.run_owner.insert(run_id.to_string(), key.to_string());
     }
 
+    /// The gateway said `run_id` started. A run this server did not start is tracked as
+    /// learned from events.
+    pub fn run_seen(&mut self, key: &str, run_id: &str) {
+        if !self.run_owner.contains_key(run_id) {
+            self.run_started(key, run_id);
+            self.learned.insert(run_id.to_string());
+        }
+    }
+
+    /// Events may have been missed: runs known only from them may have ended unseen. They are
+    /// forgotten, so the store's status (or its timestamps) decides again.
+    pub fn forget_learned(&mut self) {
+        for run in std::mem::take(&mut self.learned) {
+            self.run_abandoned(&run);
+        }
+    }
+
     /// `wait` saw `run_id` finish. Runs this server did not start, and runs of a session
     /// killed since, change nothing (the kill is the newer fact).
     pub fn run_finished(&mut self, run_id: &str, ok: bool, now: DateTime<Utc>) {
+        self.learned.remove(run_id);
         let Some(key) = self.run_owner.remove(run_id) else {
             return;
         };
@@ -68,6 +89,7 @@ impl Tracker {
     /// Nobody can follow `run_id` any more (the gateway kept failing): forget it, so the
     /// session's status falls back to what the store says instead of RUNNING forever.
     pub fn run_abandoned(&mut self, run_id: &str) {
+        self.learned.remove(run_id);
         if let Some(key) = self.run_owner.remove(run_id)
             && let Some(tracked) = self.sessions.get_mut(&key)
         {
@@ -227,6 +249,20 @@ mod tests {
         t.killed("k", at(100));
         assert_eq!(t.status("k", &entry(50, None), at(101), WINDOW), AgentState::Killed);
         assert_eq!(t.status("other", &entry(50, None), at(101), WINDOW), AgentState::Running);
+    }
+
+    #[test]
+    fn runs_learned_from_events_are_forgotten_after_a_gap() {
+        let mut t = Tracker::default();
+        let e = entry(0, None);
+        let now = at(10_000);
+        t.run_started("ours", "r1");
+        t.run_seen("ours", "r1");
+        t.run_seen("theirs", "r2");
+        assert_eq!(t.status("theirs", &e, now, WINDOW), AgentState::Running);
+        t.forget_learned();
+        assert_eq!(t.status("theirs", &e, now, WINDOW), AgentState::Idle, "the store decides again");
+        assert_eq!(t.status("ours", &e, now, WINDOW), AgentState::Running, "a run we follow stays");
     }
 
     #[test]

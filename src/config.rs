@@ -25,6 +25,10 @@ pub use crate::agents::RuntimeKind;
 #[derive(Clone, Parser)]
 #[command(name = "mission-control", version, about)]
 pub struct Config {
+    /// Without a command the server runs; `user` manages accounts in the configured database.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "MC_BIND", default_value = "127.0.0.1:3001")]
     pub bind: SocketAddr,
@@ -232,6 +236,15 @@ pub enum ConfigError {
         "{0} is shorter than {MIN_PASSWORD_CHARS} characters; production mode needs a longer one (or an argon2 hash)"
     )]
     ShortPassword(&'static str),
+}
+
+/// What the binary does besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Accounts: `user add NAME --role ROLE` (the password is read from standard input),
+    /// `user list`.
+    #[command(subcommand)]
+    User(crate::auth::cli::UserCommand),
 }
 
 impl Config {

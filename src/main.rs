@@ -10,7 +10,23 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let config = Config::load();
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // A command's output is on stdout; its log goes to stderr.
+    if config.command.is_some() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    if let Some(mission_control::config::Command::User(command)) = &config.command {
+        let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
+        return match mission_control::auth::cli::run(&config.database_url, command, &mut input, &mut out).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("mission-control: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
 
     let app = match App::build(config).await {
         Ok(app) => app,

@@ -338,14 +338,66 @@ impl QueryLimits {
 }
 
 /// Whether the operation a request would run is a mutation.
-fn runs_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
-    let is_mutation = |op: &async_graphql::parser::types::OperationDefinition| op.ty == OperationType::Mutation;
+/// The operation a request runs: the only one, or the one named.
+fn selected_operation<'d>(
+    doc: &'d ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'d async_graphql::parser::types::OperationDefinition> {
     match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => is_mutation(&op.node),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).is_some_and(|op| is_mutation(&op.node)),
-        (DocumentOperations::Multiple(ops), None) => ops.len() == 1 && ops.values().all(|op| is_mutation(&op.node)),
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| &op.node),
+        (DocumentOperations::Multiple(_), None) => None,
     }
 }
+
+fn runs_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
+    selected_operation(doc, operation_name).is_some_and(|op| op.ty == OperationType::Mutation)
+}
+
+/// The names of the root fields `set` selects, through inline fragments and spreads.
+fn root_fields<'d>(
+    doc: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    seen: &mut Vec<&'d str>,
+    out: &mut Vec<&'d str>,
+) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => out.push(field.node.name.node.as_str()),
+            Selection::InlineFragment(inline) => root_fields(doc, &inline.node.selection_set.node, seen, out),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                if !seen.contains(&name)
+                    && let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node)
+                {
+                    seen.push(name);
+                    root_fields(doc, &fragment.node.selection_set.node, seen, out);
+                }
+            }
+        }
+    }
+}
+
+/// Refuses an operation with a root field the caller's role may not select
+/// (`crate::auth::permissions`), before it is validated or run.
+fn check_rights(ctx: &ExtensionContext<'_>, doc: &ExecutableDocument) -> ServerResult<()> {
+    let Some(who) = ctx.data_opt::<crate::auth::Viewer>() else { return Ok(()) };
+    let operation_name = ctx.data_opt::<OperationName>().and_then(|n| n.0.as_deref());
+    let Some(op) = selected_operation(doc, operation_name) else { return Ok(()) };
+    let (mut seen, mut fields) = (Vec::new(), Vec::new());
+    root_fields(doc, &op.selection_set.node, &mut seen, &mut fields);
+    for field in fields {
+        let required = crate::auth::permissions::required(op.ty, field);
+        if let Err(err) = who.require(required) {
+            return Err(refuse(ErrorCode::Forbidden, format!("{field}: {}", err.public_message())));
+        }
+    }
+    Ok(())
+}
+
+/// The `operationName` of the request, kept for the rights check.
+struct OperationName(Option<String>);
 
 #[async_trait::async_trait]
 impl Extension for QueryLimits {
@@ -361,6 +413,8 @@ impl Extension for QueryLimits {
             .map_err(|err| with_code(err.into(), ErrorCode::GraphqlParseFailed))?;
         self.check_document(&doc)?;
         request.set_parsed_query(doc);
+        let name = OperationName(request.operation_name.clone());
+        request = request.data(name);
         next.run(ctx, request).await
     }
 
@@ -377,6 +431,7 @@ impl Extension for QueryLimits {
         {
             return Err(refuse(ErrorCode::MethodNotAllowed, "mutations must use POST".to_owned()));
         }
+        check_rights(ctx, &doc)?;
         Ok(doc)
     }
 }

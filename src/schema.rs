@@ -17,17 +17,18 @@ use futures_util::stream::BoxStream;
 pub use crate::query_limits::QueryLimits;
 
 use crate::agents::resolvers::{AgentMutation, AgentQuery, AgentSubscription};
+use crate::auth::resolvers::{AuthMutation, AuthQuery};
 use crate::error::{ErrorCode, with_code};
 use crate::feed::resolvers::{FeedQuery, FeedSubscription};
 use crate::tasks::resolvers::{TaskMutation, TaskQuery, TaskSubscription};
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(TaskQuery, AgentQuery, FeedQuery);
+pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(TaskMutation, AgentMutation);
+pub struct Mutation(TaskMutation, AgentMutation, AuthMutation);
 
 /// The subscription root.
 #[derive(MergedSubscription, Default)]

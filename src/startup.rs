@@ -27,6 +27,12 @@ impl axum::extract::FromRef<AppState> for Arc<AuthState> {
     }
 }
 
+impl axum::extract::FromRef<AppState> for DatabaseConnection {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
 impl axum::extract::FromRef<AppState> for Arc<RateLimits> {
     fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.rate)
@@ -110,7 +116,35 @@ fn auth_state(config: &Config) -> Result<AuthState, StartupError> {
             bytes
         }
     };
-    Ok(AuthState { admin_password, viewer_password, tokens: TokenService::new(&secret, config.token_ttl) })
+    Ok(AuthState {
+        admin_password,
+        viewer_password,
+        tokens: TokenService::new(&secret, config.token_ttl),
+        directory: Arc::default(),
+    })
+}
+
+/// How often accounts are re-read, so changes made on another instance apply here too.
+const ACCOUNTS_REFRESH: Duration = Duration::from_secs(2);
+
+/// Keeps the account directory in step with the database until shutdown.
+async fn refresh_accounts(
+    directory: Arc<crate::auth::users::Directory>,
+    db: DatabaseConnection,
+    mut stop: shutdown::Signal,
+) {
+    let mut tick = tokio::time::interval(ACCOUNTS_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = directory.refresh(&db).await {
+                    tracing::warn!(error = %e, "cannot re-read accounts; keeping the last ones");
+                }
+            }
+            _ = stop.wait() => return,
+        }
+    }
 }
 
 /// Redis, when the fleet uses it (it must answer at start-up).
@@ -168,7 +202,13 @@ async fn agent_hub(
 }
 
 /// The schema with its limits and the data resolvers share.
-fn schema(config: &Config, db: &DatabaseConnection, bus: &EventBus, hub: &Arc<AgentHub>) -> AppSchema {
+fn schema(
+    config: &Config,
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    hub: &Arc<AgentHub>,
+    directory: &Arc<crate::auth::users::Directory>,
+) -> AppSchema {
     let mut builder = schema::build_with(schema::QueryLimits {
         max_aliases: config.max_aliases,
         max_root_fields: config.max_root_fields,
@@ -184,6 +224,7 @@ fn schema(config: &Config, db: &DatabaseConnection, bus: &EventBus, hub: &Arc<Ag
     .data(bus.clone())
     .data(Arc::clone(hub))
     .data(Arc::clone(hub) as Arc<dyn crate::feed::LiveAgents>)
+    .data(Arc::clone(directory))
     .limit_complexity(config.max_query_complexity)
     .limit_recursive_depth(32);
     if config.production {
@@ -248,11 +289,13 @@ impl App {
         let db = crate::db::connect(&config.database_url, config.db_pool).await?;
         let instance = uuid::Uuid::new_v4().to_string();
         let stop = shutdown::channel();
+        auth.directory.refresh(&db).await.map_err(|e| StartupError::Runtime(format!("reading accounts: {e}")))?;
+        tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), db.clone(), stop.1.clone()));
         let redis = redis(&config).await?;
         let bus = event_bus(redis.as_ref(), &stop.1);
         tracing::info!(event_bus = bus.transport_name(), instance = %instance, "event bus");
         let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &db, &bus).await?;
-        let schema = schema(&config, &db, &bus, &hub);
+        let schema = schema(&config, &db, &bus, &hub, &auth.directory);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let state = AppState {

@@ -261,7 +261,11 @@ async fn close_gracefully(
 }
 
 /// What the `connection_init` callback decided: the token's expiry, or why it was refused.
-type InitOutcome = Arc<Mutex<Option<Result<i64, String>>>>;
+/// What `connection_init` settled: the token's expiry and, for an account, its id.
+type InitOutcome = Arc<Mutex<Option<Result<(i64, Option<String>), String>>>>;
+
+/// How often a socket of an account checks that the account may still act.
+const ACCOUNT_CHECK: Duration = Duration::from_secs(1);
 
 /// The protocol engine, fed with the client's messages; its init callback checks the token.
 fn engine(
@@ -277,9 +281,9 @@ fn engine(
             Ok(principal) => {
                 let viewer = principal.viewer;
                 let mut data = Data::default();
-                let expires = viewer.expires_at;
+                let settled = (viewer.expires_at, viewer.uid.clone());
                 data.insert(viewer);
-                (Ok(expires), Ok(data))
+                (Ok(settled), Ok(data))
             }
             Err(why) => (Err(why.clone()), Err(async_graphql::Error::new(why))),
         };
@@ -320,7 +324,12 @@ impl Session {
     }
 
     fn expires_at(&self) -> Option<i64> {
-        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok)
+        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok).map(|(exp, _)| exp)
+    }
+
+    /// The account the socket acts for, if an account logged in.
+    fn account(&self) -> Option<String> {
+        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok).and_then(|(_, uid)| uid)
     }
 
     /// Counts a client message; `Some(reply)` when a subscription is refused (over the cap).
@@ -394,6 +403,7 @@ async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, sta
     tokio::pin!(expiry);
     let mut keepalive = tokio::time::interval(limits.ws_keepalive);
     keepalive.tick().await;
+    let mut account_check = tokio::time::interval(ACCOUNT_CHECK);
 
     let next = loop {
         let step = tokio::select! {
@@ -421,6 +431,13 @@ async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, sta
             }
             _ = &mut expiry, if session.acknowledged => Next::Close(CLOSE_UNAUTHORIZED, "token expired".into()),
             _ = keepalive.tick(), if session.acknowledged => Next::Send(keepalive_ping(protocol).to_owned()),
+            _ = account_check.tick(), if session.acknowledged => match session.account() {
+                // A disabled or deleted account's sockets close within a second or two.
+                Some(uid) if state.auth.directory.get(&uid).is_none_or(|a| a.disabled) => {
+                    Next::Close(CLOSE_UNAUTHORIZED, "the account is disabled or deleted".into())
+                }
+                _ => Next::Go,
+            },
         };
         match step {
             Next::Go => {}

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_init;
 mod m20261201_000001_task_search;
+mod m20261202_000001_users;
 
 pub use m20261201_000001_task_search::search_text;
 
@@ -15,6 +16,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_init::Migration), Box::new(m20261201_000001_task_search::Migration)]
+        vec![
+            Box::new(m20261124_000001_init::Migration),
+            Box::new(m20261201_000001_task_search::Migration),
+            Box::new(m20261202_000001_users::Migration),
+        ]
     }
 }

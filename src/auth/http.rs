@@ -10,12 +10,9 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AuthState, Credentials, Role};
+use super::{AuthState, Credentials, PasswordCheck, Role, users};
 use crate::error::AppError;
 use crate::limits::RateLimits;
-
-/// Longest accepted username.
-const MAX_USERNAME: usize = 64;
 
 /// Body of `POST /api/auth/login`.
 #[derive(Deserialize)]
@@ -32,6 +29,7 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 pub async fn login(
     State(auth): State<Arc<AuthState>>,
     State(rate): State<Arc<RateLimits>>,
+    State(db): State<sea_orm::DatabaseConnection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
@@ -48,26 +46,46 @@ pub async fn login(
         return Ok(response);
     }
     let Json(body) = body.map_err(|e| AppError::Validation(format!("login body: {}", e.body_text())))?;
-    let subject = match body.username.as_deref().map(str::trim) {
-        None | Some("") => "admin".to_owned(),
-        Some(name) if name.chars().count() > MAX_USERNAME => {
-            return Err(AppError::invalid("username", format!("at most {MAX_USERNAME} characters")));
+    let username = body.username.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    let refused = || {
+        tracing::warn!(client = %client, username = username.unwrap_or("-"), "login failed");
+        AppError::Unauthenticated("invalid credentials".into())
+    };
+    let (subject, role, uid) = match username {
+        // The bootstrap logins: the configured passwords alone.
+        None if auth.admin_password.verify(&body.password) => ("admin".to_owned(), Role::Admin, None),
+        None if auth.viewer_password.as_ref().is_some_and(|check| check.verify(&body.password)) => {
+            ("viewer".to_owned(), Role::Viewer, None)
         }
-        Some(name) => name.to_owned(),
+        None => return Err(refused()),
+        Some(name) => {
+            let account =
+                if name.chars().count() <= users::MAX_USERNAME { users::by_username(&db, name).await? } else { None };
+            // Unknown, disabled or wrong: one answer, after the same hashing work.
+            let hash = account.as_ref().map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
+            let attempt = body.password.clone();
+            let matches =
+                tokio::task::spawn_blocking(move || PasswordCheck::Hash(hash).verify(&attempt)).await.unwrap_or(false);
+            match account {
+                Some(account) if matches && !account.disabled => {
+                    users::record_login(&db, &account.id).await?;
+                    (account.username.clone(), users::role_of(&account), Some(account.id))
+                }
+                _ => return Err(refused()),
+            }
+        }
     };
-    let role = if auth.admin_password.verify(&body.password) {
-        Role::Admin
-    } else if auth.viewer_password.as_ref().is_some_and(|check| check.verify(&body.password)) {
-        Role::Viewer
-    } else {
-        tracing::warn!(client = %client, "login failed: wrong password");
-        return Err(AppError::Unauthenticated("invalid credentials".into()));
-    };
-    let (token, expires) = auth.tokens.issue(&subject, role, Utc::now())?;
+    let (token, expires) = auth.tokens.issue_for(&subject, role, uid.as_deref(), Utc::now())?;
     tracing::info!(client = %client, subject = %subject, role = role.as_str(), "login");
     Ok(Json(json!({ "token": token, "expiresAt": rfc3339(expires) })).into_response())
 }
 
+/// A hash no password matches, checked when the username is unknown so that the answer takes
+/// as long as for a wrong password.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| users::hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default())
+}
 /// `GET /api/auth/verify`: whether the bearer token is valid, and whose it is.
 pub async fn verify(State(auth): State<Arc<AuthState>>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
     let viewer = auth.authenticate(Credentials::Headers(&headers))?.viewer;

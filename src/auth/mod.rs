@@ -1,8 +1,12 @@
 //! Authentication: password login, HS256 tokens, and the caller identity resolvers see.
 
+pub mod cli;
 pub mod http;
 pub mod password;
+pub mod permissions;
+pub mod resolvers;
 pub mod token;
+pub mod users;
 
 pub use password::PasswordCheck;
 pub use token::{Claims, TokenService};
@@ -16,6 +20,8 @@ pub struct AuthState {
     pub admin_password: PasswordCheck,
     pub viewer_password: Option<PasswordCheck>,
     pub tokens: TokenService,
+    /// Every account, for the checks of account tokens.
+    pub directory: std::sync::Arc<users::Directory>,
 }
 
 /// What a caller presents: HTTP headers (`Authorization: Bearer <jwt>`) or the payload of a
@@ -75,54 +81,97 @@ impl AuthState {
             }
         })?;
         let claims = self.tokens.verify(token).map_err(|e| AuthError::Refused(e.to_string()))?;
-        Ok(Principal { viewer: claims.into(), token: token.to_owned() })
+        let mut viewer = Viewer::from(claims.clone());
+        if let Some(uid) = &claims.uid {
+            // An account's token is as good as the account is now: deleted or disabled ones are
+            // refused, and a changed role applies at once.
+            match self.directory.get(uid) {
+                Some(account) if !account.disabled => {
+                    viewer.role = account.role;
+                    viewer.subject = account.username;
+                }
+                Some(_) => return Err(AuthError::Refused("this account is disabled".into())),
+                None => return Err(AuthError::Refused("this account no longer exists".into())),
+            }
+        }
+        Ok(Principal { viewer, token: token.to_owned() })
     }
 }
 
-/// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What a caller may do (see [`permissions`] for the table of rights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Everything.
+    /// Everything, user management included.
     Admin,
+    /// Reads, and changes tasks, comments, agents, metrics and approvals.
+    Operator,
     /// Read and subscribe only.
     Viewer,
 }
 
 impl Role {
-    /// The role's name as it appears in tokens.
+    /// The role's name as it appears in tokens and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::Operator => "operator",
             Role::Viewer => "viewer",
         }
+    }
+
+    /// The role named `word` (`admin`, `operator`, `viewer`, any case).
+    pub fn parse(word: &str) -> Option<Role> {
+        match word.to_ascii_lowercase().as_str() {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Role::Viewer => 0,
+            Role::Operator => 1,
+            Role::Admin => 2,
+        }
+    }
+
+    /// Whether this role has every right of `required`.
+    pub fn allows(self, required: Role) -> bool {
+        self.rank() >= required.rank()
     }
 }
 
 /// The authenticated caller of one request or WebSocket, put in the GraphQL context data.
 #[derive(Debug, Clone)]
 pub struct Viewer {
+    /// The actor name: the account's username, `admin` or `viewer` for the bootstrap logins.
     pub subject: String,
     pub role: Role,
     /// Expiry of the token, as seconds since the epoch.
     pub expires_at: i64,
+    /// The account's id, when an account logged in.
+    pub uid: Option<String>,
 }
 
 impl Viewer {
-    /// Fails with `FORBIDDEN` unless the caller may change things.
-    fn require_write(&self) -> Result<(), AppError> {
-        match self.role {
-            Role::Admin => Ok(()),
-            Role::Viewer => {
-                Err(AppError::Forbidden("the viewer role is read-only; log in with the admin password".into()))
-            }
+    /// Fails with `FORBIDDEN` unless the caller's role has the rights of `required`.
+    pub fn require(&self, required: Role) -> Result<(), AppError> {
+        if self.role.allows(required) {
+            return Ok(());
         }
+        Err(AppError::Forbidden(match self.role {
+            Role::Viewer => "the viewer role is read-only".to_owned(),
+            role => format!("this needs the {} role; yours is {}", required.as_str(), role.as_str()),
+        }))
     }
 }
 
 impl From<Claims> for Viewer {
     fn from(claims: Claims) -> Self {
-        Viewer { subject: claims.sub, role: claims.role, expires_at: claims.exp }
+        Viewer { subject: claims.sub, role: claims.role, expires_at: claims.exp, uid: claims.uid }
     }
 }
 
@@ -134,10 +183,11 @@ pub fn viewer<'a>(ctx: &async_graphql::Context<'a>) -> Result<&'a Viewer, AppErr
     ctx.data_opt::<Viewer>().ok_or_else(|| AppError::Unauthenticated("authentication required".into()))
 }
 
-/// The caller of a GraphQL mutation: authenticated and allowed to change things.
+/// The caller of a GraphQL mutation: authenticated and allowed to change things. (Rights are
+/// checked per operation by [`permissions`] before anything runs; this is a second guard.)
 pub fn writer<'a>(ctx: &async_graphql::Context<'a>) -> Result<&'a Viewer, AppError> {
     let who = viewer(ctx)?;
-    who.require_write()?;
+    who.require(Role::Operator)?;
     Ok(who)
 }
 

@@ -16,6 +16,9 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The account's id, for an account's token; absent for the bootstrap logins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// Clock difference tolerated between instances of a fleet, for `iat` and lifetimes.
@@ -54,6 +57,17 @@ impl TokenService {
 
     /// Issues a token for `subject` with `role`, valid from `now` for the configured lifetime.
     pub fn issue(&self, subject: &str, role: Role, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), AppError> {
+        self.issue_for(subject, role, None, now)
+    }
+
+    /// Like [`TokenService::issue`], for account `uid` when given.
+    pub fn issue_for(
+        &self,
+        subject: &str,
+        role: Role,
+        uid: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), AppError> {
         let ttl = chrono::Duration::from_std(self.ttl).map_err(|e| AppError::Internal(format!("token ttl: {e}")))?;
         let expires = now + ttl;
         let claims = Claims {
@@ -62,6 +76,7 @@ impl TokenService {
             iat: now.timestamp(),
             exp: expires.timestamp(),
             jti: uuid::Uuid::new_v4().to_string(),
+            uid: uid.map(str::to_owned),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::Internal(format!("signing token: {e}")))?;
@@ -134,7 +149,8 @@ mod tests {
     fn tokens_from_the_future_or_living_too_long_are_refused() {
         let svc = service();
         let now = Utc::now().timestamp();
-        let claims = |iat: i64, exp: i64| Claims { sub: "a".into(), role: Role::Admin, iat, exp, jti: "j".into() };
+        let claims =
+            |iat: i64, exp: i64| Claims { sub: "a".into(), role: Role::Admin, iat, exp, jti: "j".into(), uid: None };
         let ahead = svc.sign(&claims(now + 365 * 86_400, now + 366 * 86_400)).unwrap();
         assert_eq!(svc.verify(&ahead).unwrap_err().to_string(), "token is issued in the future");
         let forever = svc.sign(&claims(now, now + 50 * 365 * 86_400)).unwrap();

@@ -7,6 +7,7 @@ pub mod comment;
 pub mod task;
 pub mod task_search;
 pub mod task_tag;
+pub mod user;
 
 /// Implements `as_str`/`parse` between a GraphQL enum and its stored string.
 macro_rules! stored_enum {

@@ -31,10 +31,19 @@ async fn login_with_the_right_password_gives_a_24h_token() {
 }
 
 #[tokio::test]
-async fn login_with_a_username_uses_it_as_the_actor() {
+async fn an_account_logs_in_with_its_own_password_and_is_the_actor() {
     let app = spawn_app().await;
-    let body: Value = app.login(json!({ "password": PASSWORD, "username": "ops-alice" })).await.json().await.unwrap();
+    let create = "mutation($u: String!) { createUser(input: {username: $u, password: \"correct horse battery\", role: OPERATOR}) { id username role } }";
+    let created = app.ok(create, json!({ "u": "ops-alice" })).await;
+    assert_eq!(created["createUser"]["role"], "OPERATOR");
+    // The shared password no longer lets anyone claim a name.
+    let claimed = app.login(json!({ "password": PASSWORD, "username": "ops-alice" })).await;
+    assert_eq!(claimed.status(), 401);
+    let body: Value =
+        app.login(json!({ "username": "ops-alice", "password": "correct horse battery" })).await.json().await.unwrap();
     let token = body["token"].as_str().unwrap();
+    let (_, me) = app.graphql_as(Some(token), "{ me { name role kind } }", json!({})).await;
+    assert_eq!(me["data"]["me"], json!({ "name": "ops-alice", "role": "OPERATOR", "kind": "USER" }));
     let (_, created) =
         app.graphql_as(Some(token), "mutation { createTask(input: {title: \"by alice\"}) { id } }", json!({})).await;
     let id = created["data"]["createTask"]["id"].as_str().unwrap();
@@ -42,6 +51,129 @@ async fn login_with_a_username_uses_it_as_the_actor() {
         .ok("query($id: String) { feed(filter: {targetId: $id}) { edges { node { actor } } } }", json!({ "id": id }))
         .await;
     assert_eq!(feed["feed"]["edges"][0]["node"]["actor"], "ops-alice");
+    let users = app.ok("{ users { username role disabled lastLoginAt } }", json!({})).await;
+    assert_eq!(users["users"][0]["username"], "ops-alice");
+    assert!(users["users"][0]["lastLoginAt"].is_string());
+}
+
+#[tokio::test]
+async fn unknown_users_and_wrong_passwords_get_the_same_answer() {
+    let app = spawn_app().await;
+    app.ok(
+        "mutation { createUser(input: {username: \"bob\", password: \"correct horse battery\", role: VIEWER}) { id } }",
+        json!({}),
+    )
+    .await;
+    let mut answers = Vec::new();
+    for body in [
+        json!({ "username": "bob", "password": "wrong horse battery" }),
+        json!({ "username": "nobody", "password": "correct horse battery" }),
+        json!({ "username": "x".repeat(500), "password": "correct horse battery" }),
+    ] {
+        let response = app.login(body).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        answers.push((status, body));
+    }
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+    assert_eq!(answers[0].0, 401);
+}
+
+#[tokio::test]
+async fn a_disabled_or_deleted_account_is_refused_at_once_and_a_new_role_applies() {
+    let app = spawn_app().await;
+    let created = app
+        .ok("mutation { createUser(input: {username: \"carol\", password: \"correct horse battery\", role: OPERATOR}) { id } }", json!({}))
+        .await;
+    let id = created["createUser"]["id"].as_str().unwrap().to_owned();
+    let body: Value =
+        app.login(json!({ "username": "carol", "password": "correct horse battery" })).await.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_owned();
+    let task = "mutation { createTask(input: {title: \"t\"}) { id } }";
+    assert!(app.graphql_as(Some(&token), task, json!({})).await.1.get("errors").is_none());
+
+    let update = "mutation($id: ID!, $i: UpdateUserInput!) { updateUser(id: $id, input: $i) { role disabled } }";
+    app.ok(update, json!({ "id": id, "i": { "role": "VIEWER" } })).await;
+    let (_, refused) = app.graphql_as(Some(&token), task, json!({})).await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "the new role applies to the live token");
+
+    let mut socket = ws_ready_on(app.port, &token).await;
+    socket.subscribe("s", "subscription { taskUpdated { kind } }", json!({})).await;
+    app.ok(update, json!({ "id": id, "i": { "disabled": true } })).await;
+    assert_eq!(socket.closed_with().await, Some(4401), "the account's live socket is cut");
+    let (status, _) = app.graphql_as(Some(&token), "{ me { name } }", json!({})).await;
+    assert_eq!(status, 401, "a disabled account's token stops working");
+    let login = app.login(json!({ "username": "carol", "password": "correct horse battery" })).await;
+    assert_eq!(login.status(), 401);
+
+    app.ok(update, json!({ "id": id, "i": { "disabled": false } })).await;
+    app.ok("mutation($id: ID!) { deleteUser(id: $id) }", json!({ "id": id })).await;
+    let (status, _) = app.graphql_as(Some(&token), "{ me { name } }", json!({})).await;
+    assert_eq!(status, 401, "a deleted account's token stops working");
+    let feed = app.ok("{ feed(filter: {type: SYSTEM}) { edges { node { action actor } } } }", json!({})).await;
+    assert_eq!(
+        node_strings(&feed["feed"], "action"),
+        ["user_deleted", "user_updated", "user_updated", "user_updated", "user_created"]
+    );
+}
+
+/// Every role against every mutation of the schema: the table of rights is the only gate,
+/// checked before the document is even validated, so each mutation can be named bare.
+#[tokio::test]
+async fn each_role_runs_exactly_the_mutations_its_rights_allow() {
+    let app = spawn_app().await;
+    app.ok("mutation { createUser(input: {username: \"op\", password: \"correct horse battery\", role: OPERATOR}) { id } }", json!({}))
+        .await;
+    let op: Value =
+        app.login(json!({ "username": "op", "password": "correct horse battery" })).await.json().await.unwrap();
+    let viewer = app.login_token(VIEWER_PASSWORD).await;
+    let tokens =
+        [("ADMIN", app.token.clone()), ("OPERATOR", op["token"].as_str().unwrap().to_owned()), ("VIEWER", viewer)];
+    let sdl = mission_control::schema::sdl();
+    let mutation = sdl.split("type Mutation {").nth(1).unwrap().split("\n}").next().unwrap();
+    let fields: Vec<&str> = mutation
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('"') && l.contains(':'))
+        .filter_map(|l| l.split(['(', ':']).next())
+        .filter(|name| name.chars().all(char::is_alphanumeric))
+        .collect();
+    assert!(fields.len() >= 12, "{fields:?}");
+    let admin_only = ["createUser", "updateUser", "deleteUser"];
+    for field in &fields {
+        for (role, token) in &tokens {
+            let (_, body) = app.graphql_as(Some(token), &format!("mutation {{ {field} }}"), json!({})).await;
+            let allowed = match *role {
+                "ADMIN" => true,
+                "OPERATOR" => !admin_only.contains(field),
+                _ => false,
+            };
+            assert_eq!(error_code(&body) != "FORBIDDEN", allowed, "{role} {field}: {body}");
+        }
+    }
+    let (_, users) = app.graphql_as(Some(&tokens[1].1), "{ users { id } }", json!({})).await;
+    assert_eq!(error_code(&users), "FORBIDDEN", "listing users is for admins");
+    let (_, through_fragment) = app
+        .graphql_as(Some(&tokens[2].1), "mutation { ...M } fragment M on Mutation { deleteTask(id: \"x\") }", json!({}))
+        .await;
+    assert_eq!(error_code(&through_fragment), "FORBIDDEN", "fragments do not hide a root field");
+}
+
+#[tokio::test]
+async fn the_last_enabled_admin_account_cannot_be_demoted() {
+    let app = spawn_app().await;
+    let created = app
+        .ok("mutation { createUser(input: {username: \"root\", password: \"correct horse battery\", role: ADMIN}) { id } }", json!({}))
+        .await;
+    let id = created["createUser"]["id"].as_str().unwrap();
+    let update = "mutation($id: ID!) { updateUser(id: $id, input: {role: VIEWER}) { role } }";
+    let refused = app.graphql(update, json!({ "id": id })).await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+    assert!(error_message(&refused).contains("last enabled admin"), "{refused}");
+    let bad = app
+        .graphql("mutation { createUser(input: {username: \"admin\", password: \"correct horse battery\", role: ADMIN}) { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&bad), "BAD_USER_INPUT", "reserved name");
 }
 
 #[tokio::test]

@@ -147,7 +147,7 @@ impl TestApp {
 
     /// Signs claims with the server's secret (expired tokens, custom roles).
     pub fn sign(&self, subject: &str, role: Role, iat: i64, exp: i64) -> String {
-        let claims = Claims { sub: subject.into(), role, iat, exp, jti: uuid::Uuid::new_v4().to_string() };
+        let claims = Claims { sub: subject.into(), role, iat, exp, jti: uuid::Uuid::new_v4().to_string(), uid: None };
         self.tokens.sign(&claims).expect("sign")
     }
 

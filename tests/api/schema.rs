@@ -69,6 +69,18 @@ fn contract_names_are_present() {
         "agentOutput(id: ID!): AgentOutput!",
         "approvals: ExecApproval!",
         "runtimeStatus: String",
+        // Round 2: accounts and roles.
+        "enum Role",
+        "enum ActorKind",
+        "type User",
+        "type Me",
+        "input CreateUserInput",
+        "input UpdateUserInput",
+        "me: Me!",
+        "users: [User!]!",
+        "createUser(input: CreateUserInput!): User!",
+        "updateUser(id: ID!, input: UpdateUserInput!): User!",
+        "deleteUser(id: ID!): ID!",
     ] {
         assert!(sdl.contains(name), "schema lacks `{name}`");
     }

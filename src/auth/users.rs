@@ -1,0 +1,270 @@
+//! User accounts: each logs in with its own password (argon2id), has a role, and can be
+//! disabled. The bootstrap logins (`MC_PASSWORD`, the viewer password) stay as they are.
+//!
+//! Tokens of an account carry its id (`uid`); every authentication looks the id up in a
+//! [`Directory`] kept in memory (refreshed from the database every few seconds, at once for
+//! changes made here), so a disabled, deleted or re-roled account takes effect within seconds on
+//! every instance, without a database read per request.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use argon2::password_hash::{SaltString, rand_core::OsRng};
+use argon2::{Argon2, PasswordHasher};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+
+use super::Role;
+use crate::entity::user;
+use crate::error::{AppError, AppResult};
+use crate::time::now_millis;
+
+/// Longest username, and the shortest and longest password of an account.
+pub const MAX_USERNAME: usize = 64;
+pub const MIN_PASSWORD: usize = 12;
+const MAX_PASSWORD: usize = 1024;
+/// Names the server's own logins and actions use: no account may take them.
+const RESERVED: [&str; 3] = ["admin", "viewer", "system"];
+
+/// What is known about an account, for authentication.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+/// Every account by id, as of the last refresh.
+#[derive(Default)]
+pub struct Directory {
+    accounts: RwLock<HashMap<String, Account>>,
+}
+
+impl Directory {
+    /// The account `id`, if it exists.
+    pub fn get(&self, id: &str) -> Option<Account> {
+        self.accounts.read().ok()?.get(id).cloned()
+    }
+
+    /// Replaces what is known with the database's accounts.
+    pub async fn refresh(&self, db: &impl ConnectionTrait) -> AppResult<()> {
+        let rows = user::Entity::find().all(db).await?;
+        let accounts = rows.iter().map(|u| (u.id.clone(), account_of(u))).collect();
+        if let Ok(mut known) = self.accounts.write() {
+            *known = accounts;
+        }
+        Ok(())
+    }
+
+    fn put(&self, row: &user::Model) {
+        if let Ok(mut known) = self.accounts.write() {
+            known.insert(row.id.clone(), account_of(row));
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut known) = self.accounts.write() {
+            known.remove(id);
+        }
+    }
+}
+
+fn account_of(row: &user::Model) -> Account {
+    Account { username: row.username.clone(), role: role_of(row), disabled: row.disabled }
+}
+
+/// The stored role of `row` (an unknown word reads as the least role).
+pub fn role_of(row: &user::Model) -> Role {
+    Role::parse(&row.role).unwrap_or(Role::Viewer)
+}
+
+/// Checks a username: 1–64 characters of letters, digits and `._-@`, not a reserved name.
+pub fn check_username(name: &str) -> AppResult<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    if name.is_empty() || name.chars().count() > MAX_USERNAME || !name.chars().all(ok_char) {
+        return Err(AppError::invalid(
+            "username",
+            format!("1 to {MAX_USERNAME} characters: letters, digits, '.', '_', '-', '@'"),
+        ));
+    }
+    if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(AppError::invalid("username", format!("'{name}' is reserved for the server's own logins")));
+    }
+    Ok(())
+}
+
+fn check_password(password: &str) -> AppResult<()> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD || password.len() > MAX_PASSWORD {
+        return Err(AppError::invalid("password", format!("{MIN_PASSWORD} to {MAX_PASSWORD} characters")));
+    }
+    Ok(())
+}
+
+/// An argon2id PHC string for `password`, with a fresh salt.
+pub fn hash_password(password: &str) -> AppResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("hashing a password: {e}")))
+}
+
+/// Every account, oldest first.
+pub async fn list(db: &impl ConnectionTrait) -> AppResult<Vec<user::Model>> {
+    Ok(user::Entity::find().order_by_asc(user::Column::CreatedAt).all(db).await?)
+}
+
+/// The account named `username`.
+pub async fn by_username(db: &impl ConnectionTrait, username: &str) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find().filter(user::Column::Username.eq(username)).one(db).await?)
+}
+
+/// Creates an account.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    directory: &Directory,
+    username: &str,
+    password: &str,
+    role: Role,
+) -> AppResult<user::Model> {
+    check_username(username)?;
+    check_password(password)?;
+    if by_username(db, username).await?.is_some() {
+        return Err(AppError::invalid("username", format!("'{username}' is taken")));
+    }
+    let now = now_millis();
+    let row = user::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        username: Set(username.to_owned()),
+        password_hash: Set(hash_password(password)?),
+        role: Set(role.as_str().to_owned()),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_login_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    directory.put(&row);
+    Ok(row)
+}
+
+/// What an update changes (`None`: unchanged).
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub role: Option<Role>,
+    pub password: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+async fn find(db: &impl ConnectionTrait, id: &str) -> AppResult<user::Model> {
+    user::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("unknown user {id}")))
+}
+
+/// Refuses a change that would leave no enabled admin account.
+async fn keep_an_admin(db: &impl ConnectionTrait, row: &user::Model, what: &str) -> AppResult<()> {
+    if role_of(row) != Role::Admin || row.disabled {
+        return Ok(());
+    }
+    let others = user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Admin.as_str()))
+        .filter(user::Column::Disabled.eq(false))
+        .filter(user::Column::Id.ne(row.id.clone()))
+        .count(db)
+        .await?;
+    if others == 0 {
+        return Err(AppError::invalid(
+            "id",
+            format!("{} is the last enabled admin: it cannot be {what}", row.username),
+        ));
+    }
+    Ok(())
+}
+
+/// Changes an account's role, password or whether it may log in.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    directory: &Directory,
+    id: &str,
+    changes: UserChanges,
+) -> AppResult<user::Model> {
+    let row = find(db, id).await?;
+    if changes.role.is_some_and(|r| r != Role::Admin) {
+        keep_an_admin(db, &row, "demoted").await?;
+    }
+    if changes.disabled == Some(true) {
+        keep_an_admin(db, &row, "disabled").await?;
+    }
+    let mut active: user::ActiveModel = row.into();
+    if let Some(role) = changes.role {
+        active.role = Set(role.as_str().to_owned());
+    }
+    if let Some(password) = &changes.password {
+        check_password(password)?;
+        active.password_hash = Set(hash_password(password)?);
+    }
+    if let Some(disabled) = changes.disabled {
+        active.disabled = Set(disabled);
+    }
+    active.updated_at = Set(now_millis());
+    let row = active.update(db).await?;
+    directory.put(&row);
+    Ok(row)
+}
+
+/// Deletes an account; its tokens stop working.
+pub async fn delete(db: &impl ConnectionTrait, directory: &Directory, id: &str) -> AppResult<()> {
+    let row = find(db, id).await?;
+    keep_an_admin(db, &row, "deleted").await?;
+    user::Entity::delete_by_id(id.to_owned()).exec(db).await?;
+    directory.remove(id);
+    Ok(())
+}
+
+/// Records a successful login.
+pub async fn record_login(db: &impl ConnectionTrait, id: &str) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::LastLoginAt, sea_orm::sea_query::Expr::value(now_millis()))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_checked() {
+        assert!(check_username("ops-alice").is_ok());
+        assert!(check_username("a.b_c@d").is_ok());
+        for bad in ["", "has space", "émile", "admin", "System", &"x".repeat(65)] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_enabled_admin_stays() {
+        let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
+        let dir = Directory::default();
+        let root = create(&db, &dir, "root", "correct horse battery", Role::Admin).await.unwrap();
+        let demote = UserChanges { role: Some(Role::Operator), ..UserChanges::default() };
+        let err = update(&db, &dir, &root.id, demote).await.unwrap_err();
+        assert!(err.to_string().contains("last enabled admin"), "{err}");
+        assert!(delete(&db, &dir, &root.id).await.is_err());
+        let other = create(&db, &dir, "second", "correct horse battery", Role::Admin).await.unwrap();
+        let disable = UserChanges { disabled: Some(true), ..UserChanges::default() };
+        update(&db, &dir, &root.id, disable).await.unwrap();
+        assert!(dir.get(&root.id).unwrap().disabled);
+        assert!(delete(&db, &dir, &other.id).await.is_err(), "root is disabled: second is the last");
+        assert!(create(&db, &dir, "second", "correct horse battery", Role::Viewer).await.is_err(), "taken");
+        let short = create(&db, &dir, "third", "short", Role::Viewer).await.unwrap_err();
+        assert!(short.to_string().contains("password"), "{short}");
+    }
+}

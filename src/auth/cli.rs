@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 
 use super::Role;
-use super::users::{self, Directory};
+use super::users;
 use crate::time::from_millis;
 
 /// `mission-control user …`.
@@ -35,9 +35,7 @@ pub async fn run(
             let mut password = String::new();
             input.read_line(&mut password).map_err(|e| format!("cannot read the password: {e}"))?;
             let password = password.trim_end_matches(['\n', '\r']);
-            let row = users::create(&db, &Directory::default(), username, password, role)
-                .await
-                .map_err(|e| e.public_message())?;
+            let row = users::create(&db, username, password, role).await.map_err(|e| e.public_message())?;
             writeln!(out, "created {} ({}), id {}", row.username, row.role, row.id).map_err(|e| e.to_string())?;
         }
         UserCommand::List => {

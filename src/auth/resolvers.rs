@@ -100,18 +100,20 @@ pub struct AuthMutation;
 async fn logged<T>(
     ctx: &Context<'_>,
     action: &str,
-    change: impl AsyncFnOnce(&sea_orm::DatabaseTransaction, &Directory) -> crate::error::AppResult<(T, String, String)>,
+    change: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> crate::error::AppResult<(T, String, String)>,
 ) -> async_graphql::Result<T> {
     let who = viewer(ctx).extend()?;
     let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
     let directory = ctx.data::<Arc<Directory>>()?;
     let mut uow = UnitOfWork::begin(db).await.extend()?;
-    let (value, id, username) = change(uow.txn(), directory).await.extend()?;
+    let (value, id, username) = change(uow.txn()).await.extend()?;
     let activity = NewActivity::new(ActivityKind::System, &who.subject, action)
         .target("user", &id)
         .metadata(serde_json::json!({ "username": username }));
     log_activity(&mut uow, activity).await.extend()?;
     uow.commit(bus).await.extend()?;
+    // After the commit, so no concurrent refresh can undo it.
+    directory.changed(db).await.extend()?;
     Ok(value)
 }
 
@@ -119,8 +121,8 @@ async fn logged<T>(
 impl AuthMutation {
     /// Creates an account (ADMIN).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<User> {
-        logged(ctx, "user_created", async |txn, directory| {
-            let row = users::create(txn, directory, input.username.trim(), &input.password, input.role).await?;
+        logged(ctx, "user_created", async |txn| {
+            let row = users::create(txn, input.username.trim(), &input.password, input.role).await?;
             let (id, name) = (row.id.clone(), row.username.clone());
             Ok((User(row), id, name))
         })
@@ -132,8 +134,8 @@ impl AuthMutation {
     /// or disabled.
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> async_graphql::Result<User> {
         let changes = UserChanges { role: input.role, password: input.password, disabled: input.disabled };
-        logged(ctx, "user_updated", async |txn, directory| {
-            let row = users::update(txn, directory, &id, changes).await?;
+        logged(ctx, "user_updated", async |txn| {
+            let row = users::update(txn, &id, changes).await?;
             let (id, name) = (row.id.clone(), row.username.clone());
             Ok((User(row), id, name))
         })
@@ -142,8 +144,8 @@ impl AuthMutation {
 
     /// Deletes an account (ADMIN); the last enabled admin cannot be deleted.
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        logged(ctx, "user_deleted", async |txn, directory| {
-            users::delete(txn, directory, &id).await?;
+        logged(ctx, "user_deleted", async |txn| {
+            users::delete(txn, &id).await?;
             Ok((id.clone(), id.to_string(), String::new()))
         })
         .await

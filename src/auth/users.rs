@@ -39,6 +39,9 @@ pub struct Account {
 #[derive(Default)]
 pub struct Directory {
     accounts: RwLock<HashMap<String, Account>>,
+    /// Bumped by every change made here, so a refresh that read the database before the change
+    /// committed does not undo it.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl Directory {
@@ -49,24 +52,23 @@ impl Directory {
 
     /// Replaces what is known with the database's accounts.
     pub async fn refresh(&self, db: &impl ConnectionTrait) -> AppResult<()> {
+        use std::sync::atomic::Ordering;
+        let before = self.changes.load(Ordering::SeqCst);
         let rows = user::Entity::find().all(db).await?;
         let accounts = rows.iter().map(|u| (u.id.clone(), account_of(u))).collect();
-        if let Ok(mut known) = self.accounts.write() {
+        if let Ok(mut known) = self.accounts.write()
+            && self.changes.load(Ordering::SeqCst) == before
+        {
             *known = accounts;
         }
         Ok(())
     }
 
-    fn put(&self, row: &user::Model) {
-        if let Ok(mut known) = self.accounts.write() {
-            known.insert(row.id.clone(), account_of(row));
-        }
-    }
-
-    fn remove(&self, id: &str) {
-        if let Ok(mut known) = self.accounts.write() {
-            known.remove(id);
-        }
+    /// Re-reads the accounts after a change this instance committed; a refresh already under
+    /// way (which may have read before the commit) is discarded.
+    pub async fn changed(&self, db: &impl ConnectionTrait) -> AppResult<()> {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.refresh(db).await
     }
 }
 
@@ -122,13 +124,7 @@ pub async fn by_username(db: &impl ConnectionTrait, username: &str) -> AppResult
 }
 
 /// Creates an account.
-pub async fn create(
-    db: &impl ConnectionTrait,
-    directory: &Directory,
-    username: &str,
-    password: &str,
-    role: Role,
-) -> AppResult<user::Model> {
+pub async fn create(db: &impl ConnectionTrait, username: &str, password: &str, role: Role) -> AppResult<user::Model> {
     check_username(username)?;
     check_password(password)?;
     if by_username(db, username).await?.is_some() {
@@ -147,7 +143,6 @@ pub async fn create(
     }
     .insert(db)
     .await?;
-    directory.put(&row);
     Ok(row)
 }
 
@@ -187,12 +182,7 @@ async fn keep_an_admin(db: &impl ConnectionTrait, row: &user::Model, what: &str)
 }
 
 /// Changes an account's role, password or whether it may log in.
-pub async fn update(
-    db: &impl ConnectionTrait,
-    directory: &Directory,
-    id: &str,
-    changes: UserChanges,
-) -> AppResult<user::Model> {
+pub async fn update(db: &impl ConnectionTrait, id: &str, changes: UserChanges) -> AppResult<user::Model> {
     let row = find(db, id).await?;
     if changes.role.is_some_and(|r| r != Role::Admin) {
         keep_an_admin(db, &row, "demoted").await?;
@@ -213,16 +203,14 @@ pub async fn update(
     }
     active.updated_at = Set(now_millis());
     let row = active.update(db).await?;
-    directory.put(&row);
     Ok(row)
 }
 
 /// Deletes an account; its tokens stop working.
-pub async fn delete(db: &impl ConnectionTrait, directory: &Directory, id: &str) -> AppResult<()> {
+pub async fn delete(db: &impl ConnectionTrait, id: &str) -> AppResult<()> {
     let row = find(db, id).await?;
     keep_an_admin(db, &row, "deleted").await?;
     user::Entity::delete_by_id(id.to_owned()).exec(db).await?;
-    directory.remove(id);
     Ok(())
 }
 
@@ -252,19 +240,17 @@ mod tests {
     #[tokio::test]
     async fn the_last_enabled_admin_stays() {
         let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
-        let dir = Directory::default();
-        let root = create(&db, &dir, "root", "correct horse battery", Role::Admin).await.unwrap();
+        let root = create(&db, "root", "correct horse battery", Role::Admin).await.unwrap();
         let demote = UserChanges { role: Some(Role::Operator), ..UserChanges::default() };
-        let err = update(&db, &dir, &root.id, demote).await.unwrap_err();
+        let err = update(&db, &root.id, demote).await.unwrap_err();
         assert!(err.to_string().contains("last enabled admin"), "{err}");
-        assert!(delete(&db, &dir, &root.id).await.is_err());
-        let other = create(&db, &dir, "second", "correct horse battery", Role::Admin).await.unwrap();
+        assert!(delete(&db, &root.id).await.is_err());
+        let other = create(&db, "second", "correct horse battery", Role::Admin).await.unwrap();
         let disable = UserChanges { disabled: Some(true), ..UserChanges::default() };
-        update(&db, &dir, &root.id, disable).await.unwrap();
-        assert!(dir.get(&root.id).unwrap().disabled);
-        assert!(delete(&db, &dir, &other.id).await.is_err(), "root is disabled: second is the last");
-        assert!(create(&db, &dir, "second", "correct horse battery", Role::Viewer).await.is_err(), "taken");
-        let short = create(&db, &dir, "third", "short", Role::Viewer).await.unwrap_err();
+        assert!(update(&db, &root.id, disable).await.unwrap().disabled);
+        assert!(delete(&db, &other.id).await.is_err(), "root is disabled: second is the last");
+        assert!(create(&db, "second", "correct horse battery", Role::Viewer).await.is_err(), "taken");
+        let short = create(&db, "third", "short", Role::Viewer).await.unwrap_err();
         assert!(short.to_string().contains("password"), "{short}");
     }
 }

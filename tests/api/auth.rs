@@ -43,7 +43,7 @@ async fn an_account_logs_in_with_its_own_password_and_is_the_actor() {
         app.login(json!({ "username": "ops-alice", "password": "correct horse battery" })).await.json().await.unwrap();
     let token = body["token"].as_str().unwrap();
     let (_, me) = app.graphql_as(Some(token), "{ me { name role kind } }", json!({})).await;
-    assert_eq!(me["data"]["me"], json!({ "name": "ops-alice", "role": "OPERATOR", "kind": "USER" }));
+    assert_eq!(me["data"]["me"], json!({ "name": "ops-alice", "role": "OPERATOR", "kind": "USER" }), "{me}");
     let (_, created) =
         app.graphql_as(Some(token), "mutation { createTask(input: {title: \"by alice\"}) { id } }", json!({})).await;
     let id = created["data"]["createTask"]["id"].as_str().unwrap();

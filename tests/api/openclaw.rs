@@ -396,6 +396,9 @@ async fn a_seq_gap_rereads_the_store() {
     let app = gateway_app(&fake, &state, "gw-token", |_| {}).await;
     connected(&app).await;
     let cost = |a: &Value| a["metrics"]["cost"].as_f64().unwrap();
+    // The re-read every new connection asks for is done before the test starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.hub.poll_once().await;
     // A row the gateway wrote while its event was lost: the session's updatedAt did not move,
     // so an incremental read does not look for it.
     fake.append_silently(CAPTURE_SESSION, 100, 1.0).await;

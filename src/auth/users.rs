@@ -104,6 +104,14 @@ fn check_password(password: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// [`hash_password`] off the async threads (hashing takes tens of milliseconds on purpose).
+async fn hash_off_thread(password: &str) -> AppResult<String> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(format!("hashing a password: {e}")))?
+}
+
 /// An argon2id PHC string for `password`, with a fresh salt.
 pub fn hash_password(password: &str) -> AppResult<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -134,7 +142,7 @@ pub async fn create(db: &impl ConnectionTrait, username: &str, password: &str, r
     let row = user::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         username: Set(username.to_owned()),
-        password_hash: Set(hash_password(password)?),
+        password_hash: Set(hash_off_thread(password).await?),
         role: Set(role.as_str().to_owned()),
         disabled: Set(false),
         created_at: Set(now),
@@ -196,7 +204,7 @@ pub async fn update(db: &impl ConnectionTrait, id: &str, changes: UserChanges) -
     }
     if let Some(password) = &changes.password {
         check_password(password)?;
-        active.password_hash = Set(hash_password(password)?);
+        active.password_hash = Set(hash_off_thread(password).await?);
     }
     if let Some(disabled) = changes.disabled {
         active.disabled = Set(disabled);

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql/ws", get(crate::ws::handler))
         .route("/api/auth/login", post(auth::http::login))
         .route("/api/auth/verify", get(auth::http::verify))
+        .route("/api/auth/logout", post(auth::http::logout))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -261,10 +261,10 @@ async fn close_gracefully(
 }
 
 /// What the `connection_init` callback decided: the token's expiry, or why it was refused.
-/// What `connection_init` settled: the token's expiry and, for an account, its id.
-type InitOutcome = Arc<Mutex<Option<Result<(i64, Option<String>), String>>>>;
+/// What `connection_init` settled: the token's expiry, its `jti` and, for an account, its id.
+type InitOutcome = Arc<Mutex<Option<Result<(i64, String, Option<String>), String>>>>;
 
-/// How often a socket of an account checks that the account may still act.
+/// How often a socket checks that its token and account may still act.
 const ACCOUNT_CHECK: Duration = Duration::from_secs(1);
 
 /// The protocol engine, fed with the client's messages; its init callback checks the token.
@@ -281,7 +281,7 @@ fn engine(
             Ok(principal) => {
                 let viewer = principal.viewer;
                 let mut data = Data::default();
-                let settled = (viewer.expires_at, viewer.uid.clone());
+                let settled = (viewer.expires_at, viewer.jti.clone(), viewer.uid.clone());
                 data.insert(viewer);
                 (Ok(settled), Ok(data))
             }
@@ -324,12 +324,12 @@ impl Session {
     }
 
     fn expires_at(&self) -> Option<i64> {
-        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok).map(|(exp, _)| exp)
+        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok).map(|(exp, _, _)| exp)
     }
 
-    /// The account the socket acts for, if an account logged in.
-    fn account(&self) -> Option<String> {
-        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok).and_then(|(_, uid)| uid)
+    /// The token the socket acts with (its `jti`), and the account, if an account logged in.
+    fn credentials(&self) -> Option<(String, Option<String>)> {
+        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok).map(|(_, jti, uid)| (jti, uid))
     }
 
     /// Counts a client message; `Some(reply)` when a subscription is refused (over the cap).
@@ -431,9 +431,13 @@ async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, sta
             }
             _ = &mut expiry, if session.acknowledged => Next::Close(CLOSE_UNAUTHORIZED, "token expired".into()),
             _ = keepalive.tick(), if session.acknowledged => Next::Send(keepalive_ping(protocol).to_owned()),
-            _ = account_check.tick(), if session.acknowledged => match session.account() {
-                // A disabled or deleted account's sockets close within a second or two.
-                Some(uid) if state.auth.directory.get(&uid).is_none_or(|a| a.disabled) => {
+            _ = account_check.tick(), if session.acknowledged => match session.credentials() {
+                // A logged-out token's sockets, and a disabled or deleted account's, close within
+                // a second or two.
+                Some((jti, _)) if state.auth.directory.is_revoked(&jti) => {
+                    Next::Close(CLOSE_UNAUTHORIZED, "the token was logged out".into())
+                }
+                Some((_, Some(uid))) if state.auth.directory.get(&uid).is_none_or(|a| a.disabled) => {
                     Next::Close(CLOSE_UNAUTHORIZED, "the account is disabled or deleted".into())
                 }
                 _ => Next::Go,

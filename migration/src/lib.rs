@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_init;
 mod m20261201_000001_task_search;
 mod m20261202_000001_users;
+mod m20261202_000002_revoked_tokens;
 
 pub use m20261201_000001_task_search::search_text;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_init::Migration),
             Box::new(m20261201_000001_task_search::Migration),
             Box::new(m20261202_000001_users::Migration),
+            Box::new(m20261202_000002_revoked_tokens::Migration),
         ]
     }
 }

@@ -86,6 +86,19 @@ fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| users::hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default())
 }
+/// `POST /api/auth/logout`: revokes the bearer token on every instance until it would have
+/// expired; `401` for it from then on.
+pub async fn logout(
+    State(auth): State<Arc<AuthState>>,
+    State(db): State<sea_orm::DatabaseConnection>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    let viewer = auth.authenticate(Credentials::Headers(&headers))?.viewer;
+    auth.directory.revoke(&db, &viewer.jti, viewer.expires_at).await?;
+    tracing::info!(subject = %viewer.subject, "logout");
+    Ok(Json(json!({ "ok": true })))
+}
+
 /// `GET /api/auth/verify`: whether the bearer token is valid, and whose it is.
 pub async fn verify(State(auth): State<Arc<AuthState>>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
     let viewer = auth.authenticate(Credentials::Headers(&headers))?.viewer;

@@ -81,6 +81,9 @@ impl AuthState {
             }
         })?;
         let claims = self.tokens.verify(token).map_err(|e| AuthError::Refused(e.to_string()))?;
+        if self.directory.is_revoked(&claims.jti) {
+            return Err(AuthError::Refused("this token was logged out".into()));
+        }
         let mut viewer = Viewer::from(claims.clone());
         if let Some(uid) = &claims.uid {
             // An account's token is as good as the account is now: deleted or disabled ones are
@@ -154,6 +157,8 @@ pub struct Viewer {
     pub expires_at: i64,
     /// The account's id, when an account logged in.
     pub uid: Option<String>,
+    /// The token's id (`jti`), which logout revokes.
+    pub jti: String,
 }
 
 impl Viewer {
@@ -171,7 +176,7 @@ impl Viewer {
 
 impl From<Claims> for Viewer {
     fn from(claims: Claims) -> Self {
-        Viewer { subject: claims.sub, role: claims.role, expires_at: claims.exp, uid: claims.uid }
+        Viewer { subject: claims.sub, role: claims.role, expires_at: claims.exp, uid: claims.uid, jti: claims.jti }
     }
 }
 

@@ -16,7 +16,7 @@ use sea_orm::{
 };
 
 use super::Role;
-use crate::entity::user;
+use crate::entity::{revoked_token, user};
 use crate::error::{AppError, AppResult};
 use crate::time::now_millis;
 
@@ -39,6 +39,8 @@ pub struct Account {
 #[derive(Default)]
 pub struct Directory {
     accounts: RwLock<HashMap<String, Account>>,
+    /// The `jti` of every token logged out and not yet expired.
+    revoked: RwLock<std::collections::HashSet<String>>,
     /// Bumped by every change made here, so a refresh that read the database before the change
     /// committed does not undo it.
     changes: std::sync::atomic::AtomicU64,
@@ -50,9 +52,37 @@ impl Directory {
         self.accounts.read().ok()?.get(id).cloned()
     }
 
-    /// Replaces what is known with the database's accounts.
+    /// Whether the token `jti` was logged out.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.read().is_ok_and(|r| r.contains(jti))
+    }
+
+    /// Revokes token `jti` (which expires at `expires_at`, epoch seconds) on every instance:
+    /// here at once, on the others at their next refresh.
+    pub async fn revoke(&self, db: &impl ConnectionTrait, jti: &str, expires_at: i64) -> AppResult<()> {
+        use sea_orm::sea_query::OnConflict;
+        let row = revoked_token::ActiveModel { jti: Set(jti.to_owned()), expires_at: Set(expires_at) };
+        revoked_token::Entity::insert(row)
+            .on_conflict(OnConflict::column(revoked_token::Column::Jti).do_nothing().to_owned())
+            .try_insert()
+            .exec(db)
+            .await?;
+        if let Ok(mut revoked) = self.revoked.write() {
+            revoked.insert(jti.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Replaces what is known with the database's accounts and revoked tokens (dropping the
+    /// revocations of tokens that have expired anyway).
     pub async fn refresh(&self, db: &impl ConnectionTrait) -> AppResult<()> {
         use std::sync::atomic::Ordering;
+        let now = chrono::Utc::now().timestamp();
+        revoked_token::Entity::delete_many().filter(revoked_token::Column::ExpiresAt.lt(now)).exec(db).await?;
+        let revoked = revoked_token::Entity::find().all(db).await?;
+        if let Ok(mut known) = self.revoked.write() {
+            known.extend(revoked.into_iter().map(|r| r.jti));
+        }
         let before = self.changes.load(Ordering::SeqCst);
         let rows = user::Entity::find().all(db).await?;
         let accounts = rows.iter().map(|u| (u.id.clone(), account_of(u))).collect();

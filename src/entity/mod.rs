@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod agent_metric;
 pub mod comment;
+pub mod revoked_token;
 pub mod task;
 pub mod task_search;
 pub mod task_tag;

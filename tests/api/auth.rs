@@ -280,3 +280,24 @@ async fn health_and_ready_answer_without_auth() {
     let ready = app.client.get(format!("{}/ready", app.address)).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+#[tokio::test]
+async fn logout_revokes_that_token_and_its_sockets_only() {
+    let app = spawn_app().await;
+    let other = app.login_token(PASSWORD).await;
+    let mut socket = ws_ready_on(app.port, &app.token).await;
+    socket.subscribe("s", "subscription { taskUpdated { kind } }", json!({})).await;
+    let logout = |token: String| {
+        let client = app.client.clone();
+        let url = format!("{}/api/auth/logout", app.address);
+        async move { client.post(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(logout(app.token.clone()).await, 200);
+    let (status, body) = app.graphql_as(Some(&app.token), "{ me { name } }", json!({})).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(error_message(&body).contains("logged out"), "{body}");
+    assert_eq!(socket.closed_with().await, Some(4401), "its live socket is cut");
+    assert_eq!(logout(app.token.clone()).await, 401, "a logged-out token cannot log out again");
+    let (status, _) = app.graphql_as(Some(&other), "{ me { name } }", json!({})).await;
+    assert_eq!(status, 200, "other tokens of the same login still work");
+}

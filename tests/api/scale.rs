@@ -398,3 +398,24 @@ async fn approvals_and_output_reach_every_instance_of_a_fleet() {
     }
     assert_eq!(text, REPLY, "each delta once, relayed by the leader alone");
 }
+
+/// Logging out on one instance refuses the token on the other too (within its 2 s refresh).
+#[tokio::test]
+async fn logout_on_one_instance_refuses_the_token_on_the_other() {
+    let Some(redis) = services() else { return };
+    let fleet = fleet(&redis, &[]).await;
+    let token = login_at(&fleet.client, &fleet.a.url(), PASSWORD).await;
+    let me = |on: &Instance| {
+        let (client, url, token) = (fleet.client.clone(), on.url(), token.clone());
+        async move { post_graphql(&client, &url, Some(&token), "{ me { name } }", json!({})).await.0 }
+    };
+    assert_eq!(me(&fleet.b).await, 200);
+    let out = fleet.client.post(format!("{}/api/auth/logout", fleet.a.url())).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(me(&fleet.a).await, 401);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while me(&fleet.b).await != 401 {
+        assert!(Instant::now() < deadline, "the other instance still takes the token");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -52,7 +52,7 @@ use client::{ClientSettings, GatewayClient, GatewayEvent};
 use live::Lifecycle;
 use sqlite_store::SqliteStores;
 use status::Tracker;
-use store::{SessionEntry, StoredSession};
+use store::ListedSession;
 use usage::UsageCache;
 
 /// Most `chat.history` CLI fallbacks running at once: each is a ~290 MB Node process, and any
@@ -103,24 +103,6 @@ impl GatewayConfig {
             name: "clawdbot",
         }
     }
-
-    /// Where Clawdbot keeps its state by default: `$CLAWDBOT_STATE_DIR`, else
-    /// `$HOME/.clawdbot` (relative `.clawdbot` without a home).
-    fn default_state_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("CLAWDBOT_STATE_DIR").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir);
-        }
-        match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-            Some(home) => Path::new(&home).join(".clawdbot"),
-            None => PathBuf::from(".clawdbot"),
-        }
-    }
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        GatewayConfig::new(GatewayConfig::default_state_dir())
-    }
 }
 
 // Hand-written so the token never reaches a log line.
@@ -145,15 +127,6 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 struct StoreHealth {
     kind: Option<&'static str>,
     error: Option<String>,
-}
-
-/// One session as read from either store.
-struct Scanned {
-    key: String,
-    entry: SessionEntry,
-    usage: Usage,
-    /// The store's own status word (OpenClaw only).
-    status: Option<String>,
 }
 
 /// The store's status word as a state: OpenClaw's `killed` is KILLED, `timeout` is FAILED.
@@ -271,33 +244,44 @@ impl GatewayRuntime {
         &self.config
     }
 
-    /// Reads whichever stores the state folder holds.
-    async fn scan(&self) -> Result<Vec<Scanned>, RuntimeError> {
+    /// Reads whichever stores the state folder holds; without any, the gateway's own list.
+    async fn scan(&self) -> Result<Vec<ListedSession>, RuntimeError> {
         let state_dir = self.config.state_dir.clone();
         let cache = Arc::clone(&self.usage);
         let json = tokio::task::spawn_blocking(move || scan_json(&state_dir, &cache))
             .await
             .map_err(|e| RuntimeError::Failed(format!("session scan failed: {e}")))?;
-        let no_sqlite = sqlite_store::store_files(&self.config.state_dir).is_empty();
-        if no_sqlite && json.as_ref().is_ok_and(Vec::is_empty) {
-            if let Some(client) = self.socket() {
-                self.remote_used.store(true, std::sync::atomic::Ordering::Relaxed);
-                return self.scan_remote(client).await;
+        let sqlite = self.sqlite.lock().await.scan(&self.config.state_dir).await.transpose();
+        let Some(sqlite) = sqlite else {
+            if json.as_ref().is_ok_and(Vec::is_empty) {
+                if let Some(client) = self.socket() {
+                    self.remote_used.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return self.scan_remote(client).await;
+                }
+                if self.remote_used.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(RuntimeError::Unavailable(
+                        "no session store is on this machine and the gateway cannot be reached".into(),
+                    ));
+                }
             }
-            if self.remote_used.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(RuntimeError::Unavailable(
-                    "no session store is on this machine and the gateway cannot be reached".into(),
-                ));
-            }
-        }
-        let sqlite =
-            if no_sqlite { Ok(Vec::new()) } else { self.sqlite.lock().await.scan(&self.config.state_dir).await };
-        let kind = match (&json, &sqlite) {
-            (_, Ok(s)) if !s.is_empty() => Some("sqlite"),
-            (_, Err(_)) => Some("sqlite"),
-            (Ok(j), _) if !j.is_empty() => Some("json"),
-            (Err(_), _) => Some("json"),
-            _ => None,
+            return self.settle(json, Ok(Vec::new()));
+        };
+        self.settle(json, sqlite)
+    }
+
+    /// Records which local store was read and whether it could be; joins their sessions.
+    fn settle(
+        &self,
+        json: Result<Vec<ListedSession>, String>,
+        sqlite: Result<Vec<ListedSession>, String>,
+    ) -> Result<Vec<ListedSession>, RuntimeError> {
+        let holds = |read: &Result<Vec<ListedSession>, String>| read.as_ref().map_or(true, |s| !s.is_empty());
+        let kind = if holds(&sqlite) {
+            Some("sqlite")
+        } else if holds(&json) {
+            Some("json")
+        } else {
+            None
         };
         let error = json.as_ref().err().or(sqlite.as_ref().err()).cloned();
         {
@@ -310,31 +294,19 @@ impl GatewayRuntime {
         if let Some(error) = error {
             return Err(RuntimeError::Failed(error));
         }
-        let mut sessions: Vec<Scanned> = json
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(s, usage)| Scanned { key: s.key, entry: s.entry, usage, status: None })
-            .collect();
-        sessions.extend(sqlite.unwrap_or_default().into_iter().map(|s| Scanned {
-            key: s.key,
-            entry: s.entry,
-            usage: s.usage,
-            status: s.status,
-        }));
+        let mut sessions = json.unwrap_or_default();
+        sessions.extend(sqlite.unwrap_or_default());
         Ok(sessions)
     }
 
     /// The gateway's own list: no store of it is on this machine.
-    async fn scan_remote(&self, client: &GatewayClient) -> Result<Vec<Scanned>, RuntimeError> {
+    async fn scan_remote(&self, client: &GatewayClient) -> Result<Vec<ListedSession>, RuntimeError> {
         let listed = self.remote.lock().await.scan(client, self.config.call_timeout).await;
         let mut health = lock(&self.store_health);
         health.kind = Some("gateway");
         health.error = listed.as_ref().err().map(ToString::to_string);
         drop(health);
-        Ok(listed?
-            .into_iter()
-            .map(|s| Scanned { key: s.key, entry: s.entry, usage: s.usage, status: s.status })
-            .collect())
+        listed
     }
 
     /// [`AgentRuntime::list`] with statuses derived as of `now`.
@@ -475,7 +447,7 @@ impl Pump {
 }
 
 /// Reads Clawdbot's stores and brings each session's transcript usage up to date.
-fn scan_json(state_dir: &Path, cache: &Mutex<UsageCache>) -> Result<Vec<(StoredSession, Usage)>, String> {
+fn scan_json(state_dir: &Path, cache: &Mutex<UsageCache>) -> Result<Vec<ListedSession>, String> {
     let sessions = store::load_sessions(state_dir)?;
     let mut cache = lock(cache);
     let mut seen = HashSet::new();
@@ -487,7 +459,7 @@ fn scan_json(state_dir: &Path, cache: &Mutex<UsageCache>) -> Result<Vec<(StoredS
                 seen.insert(path);
                 usage
             });
-            (s, usage.unwrap_or_default())
+            ListedSession { key: s.key, entry: s.entry, usage: usage.unwrap_or_default(), status: None }
         })
         .collect();
     cache.retain(&seen);
@@ -607,12 +579,10 @@ impl AgentRuntime for GatewayRuntime {
         if let Some(entries) = local {
             return Ok(entries);
         }
-        if !sqlite_store::store_files(&self.config.state_dir).is_empty() {
-            match self.sqlite.lock().await.transcript(&self.config.state_dir, session_key, limit).await {
-                Ok(Some(entries)) => return Ok(entries),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read the transcript from the store; asking the gateway"),
-            }
+        match self.sqlite.lock().await.transcript(&self.config.state_dir, session_key, limit).await {
+            Ok(Some(entries)) => return Ok(entries),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the transcript from the store; asking the gateway"),
         }
         let params = json!({ "sessionKey": session_key, "limit": limit.min(HISTORY_MAX) });
         let _slot = match self.socket() {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::client::GatewayClient;
-use super::store::SessionEntry;
+use super::store::{ListedSession, SessionEntry};
 use super::transcript::history_usage;
 use crate::agents::runtime::{RuntimeError, Usage};
 
@@ -22,14 +22,6 @@ const PAGE: u64 = 500;
 const MAX_PAGES: u64 = 20;
 /// Messages asked for per `chat.history` (the gateway's own maximum).
 const HISTORY: u64 = 1000;
-
-/// One session as the gateway lists it.
-pub(crate) struct RemoteSession {
-    pub key: String,
-    pub entry: SessionEntry,
-    pub status: Option<String>,
-    pub usage: Usage,
-}
 
 /// The usage of each session, with the `updatedAt` it was read at.
 #[derive(Default)]
@@ -59,7 +51,7 @@ impl RemoteStore {
         &mut self,
         client: &GatewayClient,
         timeout: Duration,
-    ) -> Result<Vec<RemoteSession>, RuntimeError> {
+    ) -> Result<Vec<ListedSession>, RuntimeError> {
         let mut rows = Vec::new();
         let mut offset = 0;
         for _ in 0..MAX_PAGES {
@@ -94,7 +86,7 @@ impl RemoteStore {
                 }
             };
             let status = row.get("status").and_then(Value::as_str).map(str::to_owned);
-            sessions.push(RemoteSession { key, entry, status, usage });
+            sessions.push(ListedSession { key, entry, usage, status });
         }
         self.usage.retain(|key, _| sessions.iter().any(|s| &s.key == key));
         Ok(sessions)

@@ -22,7 +22,7 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions}
 use sea_orm::sqlx::{self, Row};
 
 use super::lock;
-use super::store::SessionEntry;
+use super::store::{ListedSession, SessionEntry};
 use super::transcript::{line_entry, line_usage};
 use super::{TranscriptEntry, Usage};
 
@@ -32,16 +32,6 @@ pub(crate) const STORE_FILE: &str = "openclaw-agent.sqlite";
 const MAX_ROW_BYTES: u64 = 4 << 20;
 /// Rows read per query while paging a transcript backwards.
 const PAGE: i64 = 200;
-
-/// One session of an OpenClaw store.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SqliteSession {
-    pub key: String,
-    pub entry: SessionEntry,
-    /// `session_nodes.status`: running, done, failed, killed or timeout.
-    pub status: Option<String>,
-    pub usage: Usage,
-}
 
 /// Where reading a session's transcript got to.
 #[derive(Debug, Clone, Default)]
@@ -134,27 +124,31 @@ impl SqliteStores {
         Ok(self.open.get_mut(file).expect("just inserted"))
     }
 
-    /// Every session of every store, with its transcript usage brought up to date.
-    pub async fn scan(&mut self, state_dir: &Path) -> Result<Vec<SqliteSession>, String> {
+    /// Every session of every store, with its transcript usage brought up to date; `None` when
+    /// the state folder holds no OpenClaw store.
+    pub async fn scan(&mut self, state_dir: &Path) -> Result<Option<Vec<ListedSession>>, String> {
+        let files = store_files(state_dir);
+        self.open.retain(|path, _| files.contains(path));
+        if files.is_empty() {
+            return Ok(None);
+        }
         let marks = std::mem::take(&mut *lock(&self.marks));
         if marks.reread {
             for store in self.open.values_mut() {
                 store.cursors.clear();
             }
         }
-        let result = self.scan_files(state_dir, &marks.dirty).await;
+        let result = self.scan_files(files, &marks.dirty).await;
         if result.is_err() {
             // Nothing read is lost: the next scan tries the same again.
             let mut pending = lock(&self.marks);
             pending.dirty.extend(marks.dirty);
             pending.reread |= marks.reread;
         }
-        result
+        result.map(Some)
     }
 
-    async fn scan_files(&mut self, state_dir: &Path, dirty: &HashSet<String>) -> Result<Vec<SqliteSession>, String> {
-        let files = store_files(state_dir);
-        self.open.retain(|path, _| files.contains(path));
+    async fn scan_files(&mut self, files: Vec<PathBuf>, dirty: &HashSet<String>) -> Result<Vec<ListedSession>, String> {
         let mut sessions = Vec::new();
         for file in files {
             let store = self.pool(&file).await?;
@@ -176,7 +170,7 @@ impl SqliteStores {
                     None => Usage::default(),
                 };
                 entry.session_file = None;
-                sessions.push(SqliteSession { key, entry, status, usage });
+                sessions.push(ListedSession { key, entry, usage, status });
             }
             store.cursors.retain(|id, _| live.contains(id));
         }
@@ -339,7 +333,7 @@ mod tests {
     async fn the_fixture_store_lists_every_session_with_its_transcript_totals() {
         let state = state_copy();
         let mut stores = SqliteStores::default();
-        let sessions = stores.scan(&state).await.unwrap();
+        let sessions = stores.scan(&state).await.unwrap().unwrap();
         assert_eq!(sessions.len(), 3);
         let capture = sessions.iter().find(|s| s.key == "agent:main:subagent:capture-1796152060105").unwrap();
         assert_eq!(capture.status.as_deref(), Some("killed"));
@@ -360,7 +354,7 @@ mod tests {
         let mut stores = SqliteStores::default();
         let key = "agent:main:subagent:e22a95c5-e67d-44fe-a957-d935ff0b7703";
         let session = "1ce88aed-eef9-46f8-84ee-af7794da4556";
-        let before = stores.scan(&state).await.unwrap().into_iter().find(|s| s.key == key).unwrap();
+        let before = stores.scan(&state).await.unwrap().unwrap().into_iter().find(|s| s.key == key).unwrap();
 
         // The gateway appends a compressed assistant reply and touches the session.
         let line = r#"{"type":"message","id":"z1","timestamp":"2026-12-01T19:10:50.000Z","message":{"role":"assistant","content":[{"type":"text","text":"Compressed reply"}],"model":"mock-1","usage":{"input":1000,"output":10,"totalTokens":1010,"cost":{"total":0.5}},"timestamp":1796152250000}}"#;
@@ -384,11 +378,11 @@ mod tests {
             .await
             .unwrap();
 
-        let after = stores.scan(&state).await.unwrap().into_iter().find(|s| s.key == key).unwrap();
+        let after = stores.scan(&state).await.unwrap().unwrap().into_iter().find(|s| s.key == key).unwrap();
         assert_eq!(after.usage.tokens, before.usage.tokens + 1010);
         assert!((after.usage.cost - before.usage.cost - 0.5).abs() < 1e-9);
         // Read again without a change: nothing is added twice.
-        let again = stores.scan(&state).await.unwrap().into_iter().find(|s| s.key == key).unwrap();
+        let again = stores.scan(&state).await.unwrap().unwrap().into_iter().find(|s| s.key == key).unwrap();
         assert_eq!(again.usage, after.usage);
 
         let transcript = stores.transcript(&state, key, 2).await.unwrap().unwrap();

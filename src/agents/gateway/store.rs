@@ -37,6 +37,17 @@ impl SessionEntry {
     }
 }
 
+/// One session as any reader lists it (Clawdbot's files, OpenClaw's SQLite, the gateway).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ListedSession {
+    pub key: String,
+    pub entry: SessionEntry,
+    /// Token use and cost summed from the transcript.
+    pub usage: super::Usage,
+    /// The store's own status word (OpenClaw only): running, done, failed, killed or timeout.
+    pub status: Option<String>,
+}
+
 /// One session found in one agent's store.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoredSession {

@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-/// Status of an agent as derived by a runtime. Mirrors the GraphQL `AgentStatus` enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// Derived status of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "AgentStatus")]
 pub enum AgentState {
     Running,
     Idle,
@@ -41,9 +42,10 @@ pub struct Usage {
     pub cost: f64,
 }
 
-/// What an item of an agent's live output is. Mirrors the GraphQL `AgentOutputKind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What an item of live output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "AgentOutputKind")]
 pub enum OutputKind {
     Text,
     ToolCall,
@@ -65,9 +67,10 @@ pub struct AgentOutputItem {
     pub at: DateTime<Utc>,
 }
 
-/// Where an approval stands. Mirrors the GraphQL `ApprovalStatus`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "ApprovalStatus")]
 pub enum ApprovalState {
     Pending,
     Allowed,
@@ -75,9 +78,10 @@ pub enum ApprovalState {
     Expired,
 }
 
-/// A decision on an approval. Mirrors the GraphQL `ApprovalDecision`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A decision on an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "ApprovalDecision")]
 pub enum Decision {
     AllowOnce,
     AllowAlways,

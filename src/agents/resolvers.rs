@@ -7,13 +7,14 @@ use futures_util::Stream;
 use sea_orm::DatabaseConnection;
 
 use super::AgentHub;
+use super::runtime::Decision;
 use super::service;
 use super::types::{
-    Agent, AgentMetric, AgentOutput, AgentStatusEvent, ApprovalDecision, ApprovalStatus, ExecApproval,
-    RecordMetricsInput, SpawnAgentInput,
+    Agent, AgentMetric, AgentOutput, AgentStatusEvent, ExecApproval, RecordMetricsInput, SpawnAgentInput,
 };
 use crate::auth::{viewer, writer};
 use crate::events::{AgentsChange, Event, EventBus};
+use crate::snapshot::ApprovalState;
 
 /// Agent queries.
 #[derive(Default)]
@@ -39,11 +40,11 @@ impl AgentQuery {
     async fn approvals(
         &self,
         ctx: &Context<'_>,
-        status: Option<ApprovalStatus>,
+        status: Option<ApprovalState>,
     ) -> async_graphql::Result<Vec<ExecApproval>> {
         viewer(ctx).extend()?;
         let hub = ctx.data::<Arc<AgentHub>>()?;
-        Ok(hub.approvals().list(status.map(Into::into)).into_iter().map(ExecApproval).collect())
+        Ok(hub.approvals().list(status).into_iter().map(ExecApproval).collect())
     }
 }
 
@@ -80,11 +81,11 @@ impl AgentMutation {
         &self,
         ctx: &Context<'_>,
         id: ID,
-        decision: ApprovalDecision,
+        decision: Decision,
     ) -> async_graphql::Result<ExecApproval> {
         let who = writer(ctx).extend()?;
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        let approval = service::resolve_approval(hub, db, bus, &who.subject, &id, decision.into()).await.extend()?;
+        let approval = service::resolve_approval(hub, db, bus, &who.subject, &id, decision).await.extend()?;
         Ok(ExecApproval(approval))
     }
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use async_graphql::ErrorExtensions;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, Enum, InputObject, Object, ResultExt, SimpleObject};
+use async_graphql::{Context, InputObject, Object, ResultExt, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::runtime::{AgentInfo, AgentOutputItem, AgentState, Approval, TranscriptEntry};
+use super::runtime::{AgentInfo, AgentOutputItem, AgentState, Approval, Decision, TranscriptEntry};
 use super::service;
 use crate::agents::loaders::TotalsOf;
 use crate::entity::agent_metric;
@@ -16,32 +16,9 @@ use crate::error::AppError;
 use crate::events::AgentsChange;
 use crate::loaders::DbLoader;
 use crate::pagination;
+use crate::snapshot::{ApprovalState, OutputKind};
 use crate::tasks::types::Task;
 use crate::time::from_millis;
-
-/// Derived status of an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum AgentStatus {
-    Running,
-    Idle,
-    Done,
-    Failed,
-    Killed,
-    Unknown,
-}
-
-impl From<AgentState> for AgentStatus {
-    fn from(s: AgentState) -> Self {
-        match s {
-            AgentState::Running => AgentStatus::Running,
-            AgentState::Idle => AgentStatus::Idle,
-            AgentState::Done => AgentStatus::Done,
-            AgentState::Failed => AgentStatus::Failed,
-            AgentState::Killed => AgentStatus::Killed,
-            AgentState::Unknown => AgentStatus::Unknown,
-        }
-    }
-}
 
 /// Largest transcript page.
 const MAX_TRANSCRIPT: i32 = 1000;
@@ -75,8 +52,8 @@ impl Agent {
     async fn label(&self) -> Option<&str> {
         self.0.label.as_deref()
     }
-    async fn status(&self) -> AgentStatus {
-        self.0.status.into()
+    async fn status(&self) -> AgentState {
+        self.0.status
     }
     /// The gateway's own word for the state, when it gives one (OpenClaw: running, done,
     /// failed, killed, timeout).
@@ -233,18 +210,6 @@ impl AgentStatusEvent {
     }
 }
 
-/// What an item of live output is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[graphql(remote = "crate::snapshot::OutputKind")]
-pub enum AgentOutputKind {
-    Text,
-    ToolCall,
-    ToolResult,
-    Status,
-    Final,
-    Error,
-}
-
 /// One item of what an agent writes while it writes it.
 pub struct AgentOutput(pub Arc<AgentOutputItem>);
 
@@ -256,8 +221,8 @@ impl AgentOutput {
     async fn run_id(&self) -> Option<&str> {
         self.0.run_id.as_deref()
     }
-    async fn kind(&self) -> AgentOutputKind {
-        self.0.kind.into()
+    async fn kind(&self) -> OutputKind {
+        self.0.kind
     }
     /// `TEXT`: the new text only (joining the deltas gives the reply). `STATUS`: the phase.
     /// `FINAL`: the whole reply. `ERROR`: what went wrong.
@@ -270,25 +235,6 @@ impl AgentOutput {
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
-}
-
-/// Where an approval stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[graphql(remote = "crate::snapshot::ApprovalState")]
-pub enum ApprovalStatus {
-    Pending,
-    Allowed,
-    Denied,
-    Expired,
-}
-
-/// A decision on an approval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[graphql(remote = "crate::snapshot::Decision")]
-pub enum ApprovalDecision {
-    AllowOnce,
-    AllowAlways,
-    Deny,
 }
 
 /// A command an agent asks to run, and what a human decided.
@@ -312,11 +258,11 @@ impl ExecApproval {
     async fn session_key(&self) -> Option<&str> {
         self.0.session_key.as_deref()
     }
-    async fn status(&self) -> ApprovalStatus {
-        self.0.status.into()
+    async fn status(&self) -> ApprovalState {
+        self.0.status
     }
-    async fn decision(&self) -> Option<ApprovalDecision> {
-        self.0.decision.map(Into::into)
+    async fn decision(&self) -> Option<Decision> {
+        self.0.decision
     }
     /// Who decided: a user of this server, or the gateway client that did.
     async fn decided_by(&self) -> Option<&str> {

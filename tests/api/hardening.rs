@@ -254,7 +254,7 @@ async fn a_request_over_its_time_budget_is_stopped_with_timeout() {
     let app = spawn_app_with(|c| c.request_timeout = Duration::from_nanos(1), None).await;
     let (status, body) =
         app.graphql_as(Some(&app.token), "{ tasks { totalCount } feedStats { totalActivities } }", json!({})).await;
-    assert_eq!(status, 503);
+    assert_eq!(status, 503, "{body}");
     assert_eq!(error_code(&body), "TIMEOUT");
 }
 

@@ -93,10 +93,16 @@ impl AgentHub {
         match event {
             runtime::RuntimeEvent::Output(item) => self.bus.publish(Event::AgentOutput(Arc::new(item))),
             runtime::RuntimeEvent::Approval(approval) => {
-                let merged = self.approvals.apply(&approval);
-                self.bus.publish(Event::Approval(Arc::new(merged)));
+                self.record_approval(&approval);
             }
         }
+    }
+
+    /// Merges `approval` into what is known and publishes the result to every instance.
+    pub fn record_approval(&self, approval: &runtime::Approval) -> runtime::Approval {
+        let merged = self.approvals.apply(approval);
+        self.bus.publish(Event::Approval(Arc::new(merged.clone())));
+        merged
     }
 
     /// Relays what the runtime pushes until it stops pushing or the server stops.

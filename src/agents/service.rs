@@ -335,8 +335,7 @@ pub async fn resolve_approval(
     hub.runtime().resolve_approval(id, decision).await?;
     let decided =
         Approval { status: decision.state(), decision: Some(decision), decided_by: Some(actor.to_owned()), ..known };
-    let merged = hub.approvals().apply(&decided);
-    bus.publish(Event::Approval(Arc::new(merged.clone())));
+    let merged = hub.record_approval(&decided);
     let action = if decision == Decision::Deny { "approval_denied" } else { "approval_allowed" };
     let mut activity = NewActivity::new(ActivityKind::Agent, actor, action).metadata(serde_json::json!({
         "approvalId": id,

@@ -1,10 +1,11 @@
 //! User accounts: each logs in with its own password (argon2id), has a role, and can be
 //! disabled. The bootstrap logins (`MC_PASSWORD`, the viewer password) stay as they are.
 //!
-//! Tokens of an account carry its id (`uid`); every authentication looks the id up in a
-//! [`Directory`] kept in memory (refreshed from the database every few seconds, at once for
-//! changes made here), so a disabled, deleted or re-roled account takes effect within seconds on
-//! every instance, without a database read per request.
+//! Tokens of an account carry its id (`uid`); every authentication looks the id (and the
+//! token's `jti`, which logout revokes) up in a [`Directory`] kept in memory (refreshed from the
+//! database every few seconds, at once for changes made here), so a disabled, deleted or
+//! re-roled account, or a logged-out token, takes effect within seconds on every instance,
+//! without a database read per request.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -35,7 +36,7 @@ pub struct Account {
     pub disabled: bool,
 }
 
-/// Every account by id, as of the last refresh.
+/// Every account by id, and every token logged out, as of the last refresh.
 #[derive(Default)]
 pub struct Directory {
     accounts: RwLock<HashMap<String, Account>>,

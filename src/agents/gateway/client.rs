@@ -106,8 +106,6 @@ pub struct LinkStatus {
     pub gateway_version: Option<String>,
     /// Why the last attempt failed, or why the connection was lost; `None` while connected.
     pub error: Option<String>,
-    /// Connections made since start.
-    pub connects: u64,
 }
 
 /// A request waiting for its answer.
@@ -316,7 +314,6 @@ async fn connect_and_serve(shared: &Arc<Shared>) -> Ended {
         status.protocol = Some(hello.protocol);
         status.gateway_version = hello.version.clone();
         status.error = None;
-        status.connects += 1;
     }
     *lock(&shared.outgoing) = Some(tx);
     tracing::info!(url = %shared.settings.url, protocol = hello.protocol, version = hello.version.as_deref().unwrap_or("?"), "connected to the gateway");

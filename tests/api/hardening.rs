@@ -1,7 +1,12 @@
 //! Abuse and bad input: every limit answers with the right status and code, and the server
 //! keeps serving normal requests afterwards.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use mission_control::agents::runtime::{
+    AgentInfo, AgentRuntime, AgentState, RunHandle, RunOutcome, RuntimeError, SpawnRequest, TranscriptEntry, Usage,
+};
 
 use serde_json::{Value, json};
 
@@ -249,11 +254,52 @@ async fn production_mode_hides_the_schema_and_refuses_weak_settings() {
     assert!(health.headers().contains_key("strict-transport-security"));
 }
 
+/// A runtime with one agent whose transcript takes a second to read.
+struct SlowTranscripts;
+
+#[async_trait::async_trait]
+impl AgentRuntime for SlowTranscripts {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError> {
+        Ok(vec![AgentInfo {
+            id: "agent:main:slow".into(),
+            label: None,
+            status: AgentState::Idle,
+            model: None,
+            session_id: None,
+            updated_at: None,
+            input_tokens: None,
+            output_tokens: None,
+            usage: Usage::default(),
+            runtime_status: None,
+        }])
+    }
+    async fn spawn(&self, _: SpawnRequest) -> Result<RunHandle, RuntimeError> {
+        Err(RuntimeError::Failed("unused".into()))
+    }
+    async fn send(&self, _: &str, _: &str) -> Result<RunHandle, RuntimeError> {
+        Err(RuntimeError::Failed("unused".into()))
+    }
+    async fn kill(&self, _: &str) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Failed("unused".into()))
+    }
+    async fn transcript(&self, _: &str, _: usize) -> Result<Vec<TranscriptEntry>, RuntimeError> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(Vec::new())
+    }
+    async fn wait(&self, _: &str, _: u64) -> Result<RunOutcome, RuntimeError> {
+        Ok(RunOutcome::Timeout)
+    }
+}
+
 #[tokio::test]
 async fn a_request_over_its_time_budget_is_stopped_with_timeout() {
-    let app = spawn_app_with(|c| c.request_timeout = Duration::from_nanos(1), None).await;
-    let (status, body) =
-        app.graphql_as(Some(&app.token), "{ tasks { totalCount } feedStats { totalActivities } }", json!({})).await;
+    // A budget well below the request's own time: the timer's millisecond grain cannot let a
+    // fast request slip under it.
+    let app = spawn_app_with(|c| c.request_timeout = Duration::from_millis(50), Some(Arc::new(SlowTranscripts))).await;
+    let (status, body) = app.graphql_as(Some(&app.token), "{ agents { transcript { text } } }", json!({})).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(error_code(&body), "TIMEOUT");
 }

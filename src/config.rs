@@ -133,9 +133,13 @@ pub struct Config {
     #[arg(long, env = "MC_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_init_timeout: Duration,
 
-    /// Login attempts allowed per client address per minute.
+    /// Login attempts allowed per client address per minute, and per username.
     #[arg(long, env = "MC_LOGIN_RATE_LIMIT", default_value_t = 5)]
     pub login_rate_limit: u32,
+
+    /// How long audit entries are kept (e.g. `365d`); by default, forever.
+    #[arg(long, env = "MC_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
+    pub audit_retention: Option<Duration>,
 
     /// GraphQL requests allowed per token per minute.
     #[arg(long, env = "MC_REQUEST_RATE_LIMIT", default_value_t = 1200)]

@@ -1,12 +1,13 @@
 //! The axum router: GraphQL over HTTP (per the GraphQL-over-HTTP spec), GraphiQL, the REST
 //! auth shim and health checks.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -217,13 +218,13 @@ impl Refusal {
 }
 
 /// The caller, through the one auth door, within the per-token rate limit.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {
+async fn authenticate(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Viewer, Refusal> {
     let principal = state
         .auth
         .authenticate(Credentials::Headers(headers))
         .map_err(|e| Refusal::Unauthenticated(AppError::from(e)))?;
     state.rate.check_request(&principal.token).await.map_err(Refusal::RateLimited)?;
-    Ok(principal.viewer)
+    Ok(principal.viewer.from_client(state.rate.client_ip(peer, headers)))
 }
 
 /// Executes a parsed request and shapes the HTTP response.
@@ -299,6 +300,7 @@ impl serde::Serialize for Sent<'_> {
 /// `POST /graphql`.
 async fn graphql_post(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -317,7 +319,7 @@ async fn graphql_post(
             ErrorCode::UnsupportedMediaType,
         );
     }
-    let viewer = match authenticate(&state, &headers).await {
+    let viewer = match authenticate(&state, peer, &headers).await {
         Ok(v) => v,
         Err(refusal) => return refusal.respond(media),
     };
@@ -386,7 +388,12 @@ fn get_request(raw: &str) -> Result<async_graphql::Request, String> {
 }
 
 /// `GET /graphql`: GraphiQL for browsers, otherwise a query (never a mutation) from the URL.
-async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn graphql_get(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     // A browser navigating here (HTML, not a GraphQL media type) gets GraphiQL, `?query=`
     // links included; GraphQL clients asking for JSON get their query run.
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -403,7 +410,7 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
         Ok(media) => media,
         Err(refused) => return *refused,
     };
-    let viewer = match authenticate(&state, &headers).await {
+    let viewer = match authenticate(&state, peer, &headers).await {
         Ok(v) => v,
         Err(refusal) => return refusal.respond(media),
     };

@@ -17,6 +17,7 @@
 //! - [`pagination`], [`validate`], [`time`], [`subscriptions`], [`shutdown`]: small shared helpers.
 
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

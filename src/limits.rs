@@ -1,5 +1,5 @@
-//! Rate limits (login attempts and WebSocket connections per client address, requests per
-//! token), counted by the `governor` crate, and the client address behind a request.
+//! Rate limits (login attempts per client address and per username, WebSocket connections
+//! per client address, requests per token), counted by the `governor` crate, and the client address behind a request.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -39,6 +39,8 @@ impl<K: Hash + Eq + Clone> Limit<K> {
 /// window per minute); the instance's own counters stand in whenever Redis does not answer.
 pub struct RateLimits {
     login: Limit<IpAddr>,
+    /// Login attempts per username, whatever the address (a botnet guessing one password).
+    login_name: Limit<String>,
     requests: Limit<u64>,
     websockets: Limit<IpAddr>,
     per_minute: [u32; 3],
@@ -51,6 +53,7 @@ impl RateLimits {
     pub fn new(login: u32, requests: u32, websockets: u32, trust_proxy: bool) -> Self {
         RateLimits {
             login: Limit::per_minute(login),
+            login_name: Limit::per_minute(login),
             requests: Limit::per_minute(requests),
             websockets: Limit::per_minute(websockets),
             per_minute: [login, requests, websockets],
@@ -80,6 +83,11 @@ impl RateLimits {
     /// A login attempt from `ip`.
     pub async fn check_login(&self, ip: IpAddr) -> Result<(), Duration> {
         self.shared_or("login", &ip, &self.login, self.per_minute[0]).await
+    }
+
+    /// A login attempt for `username` (folded to lower case by the caller).
+    pub async fn check_login_name(&self, username: &str) -> Result<(), Duration> {
+        self.shared_or("loginname", &username.to_owned(), &self.login_name, self.per_minute[0]).await
     }
 
     /// A GraphQL request with `token`.
@@ -120,6 +128,7 @@ impl RateLimits {
     /// Forgets idle keys of every limit.
     pub fn shrink(&self) {
         self.login.shrink();
+        self.login_name.shrink();
         self.requests.shrink();
         self.websockets.shrink();
     }

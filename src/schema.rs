@@ -17,6 +17,7 @@ use futures_util::stream::BoxStream;
 pub use crate::query_limits::QueryLimits;
 
 use crate::agents::resolvers::{AgentMutation, AgentQuery, AgentSubscription};
+use crate::audit::resolvers::AuditQuery;
 use crate::auth::resolvers::{AuthMutation, AuthQuery};
 use crate::error::{ErrorCode, with_code};
 use crate::feed::resolvers::{FeedQuery, FeedSubscription};
@@ -24,7 +25,7 @@ use crate::tasks::resolvers::{TaskMutation, TaskQuery, TaskSubscription};
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery);
+pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery, AuditQuery);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]

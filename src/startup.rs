@@ -127,7 +127,11 @@ fn auth_state(config: &Config) -> Result<AuthState, StartupError> {
 /// How often accounts are re-read, so changes made on another instance apply here too.
 const ACCOUNTS_REFRESH: Duration = Duration::from_secs(2);
 
-/// Keeps the account directory in step with the database until shutdown.
+/// How often the API keys' last uses are written (in one batch).
+const KEY_USES_FLUSH: Duration = Duration::from_secs(10);
+
+/// Keeps the account directory in step with the database until shutdown, and writes when the
+/// API keys were last used every few seconds and at shutdown.
 async fn refresh_accounts(
     directory: Arc<crate::auth::users::Directory>,
     db: DatabaseConnection,
@@ -135,6 +139,13 @@ async fn refresh_accounts(
 ) {
     let mut tick = tokio::time::interval(ACCOUNTS_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flush = tokio::time::interval(KEY_USES_FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let flush_uses = async |directory: &crate::auth::users::Directory| {
+        if let Err(e) = directory.keys.flush_uses(&db).await {
+            tracing::warn!(error = %e, "cannot write when API keys were last used; retrying later");
+        }
+    };
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -142,7 +153,11 @@ async fn refresh_accounts(
                     tracing::warn!(error = %e, "cannot re-read accounts; keeping the last ones");
                 }
             }
-            _ = stop.wait() => return,
+            _ = flush.tick() => flush_uses(&directory).await,
+            _ = stop.wait() => {
+                flush_uses(&directory).await;
+                return;
+            }
         }
     }
 }
@@ -291,6 +306,9 @@ impl App {
         let stop = shutdown::channel();
         auth.directory.refresh(&db).await.map_err(|e| StartupError::Runtime(format!("reading accounts: {e}")))?;
         tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), db.clone(), stop.1.clone()));
+        if let Some(keep) = config.audit_retention {
+            tokio::spawn(crate::audit::prune_forever(db.clone(), keep, stop.1.clone()));
+        }
         let redis = redis(&config).await?;
         let bus = event_bus(redis.as_ref(), &stop.1);
         tracing::info!(event_bus = bus.transport_name(), instance = %instance, "event bus");

@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::auth::Credentials;
+use crate::auth::{Credentials, Viewer};
 use crate::error::ErrorCode;
 use crate::startup::AppState;
 
@@ -90,7 +90,7 @@ pub async fn handler(
             .max_message_size(Some(state.limits.ws_max_message))
             .max_frame_size(Some(state.limits.ws_max_message));
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        serve(socket, budget, protocol, state).await;
+        serve(socket, budget, protocol, state, client).await;
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let out = response.headers_mut();
@@ -260,9 +260,8 @@ async fn close_gracefully(
     .await;
 }
 
-/// What the `connection_init` callback decided: the token's expiry, or why it was refused.
-/// What `connection_init` settled: the token's expiry, its `jti` and, for an account, its id.
-type InitOutcome = Arc<Mutex<Option<Result<(i64, String, Option<String>), String>>>>;
+/// What `connection_init` settled: who the socket acts as, or why it was refused.
+type InitOutcome = Arc<Mutex<Option<Result<Viewer, String>>>>;
 
 /// How often a socket checks that its token and account may still act.
 const ACCOUNT_CHECK: Duration = Duration::from_secs(1);
@@ -273,17 +272,17 @@ fn engine(
     protocol: Protocols,
     from_client: mpsc::Receiver<String>,
     outcome: InitOutcome,
+    client: std::net::IpAddr,
 ) -> impl futures_util::Stream<Item = WsMessage> + Unpin {
     let auth = Arc::clone(&state.auth);
     let on_init = move |payload: serde_json::Value| async move {
         let verified = auth.authenticate(Credentials::ConnectionInit(&payload)).map_err(|e| e.to_string());
         let (result, data) = match verified {
             Ok(principal) => {
-                let viewer = principal.viewer;
+                let viewer = principal.viewer.from_client(client);
                 let mut data = Data::default();
-                let settled = (viewer.expires_at, viewer.jti.clone(), viewer.uid.clone());
-                data.insert(viewer);
-                (Ok(settled), Ok(data))
+                data.insert(viewer.clone());
+                (Ok(viewer), Ok(data))
             }
             Err(why) => (Err(why.clone()), Err(async_graphql::Error::new(why))),
         };
@@ -323,13 +322,9 @@ impl Session {
         self.outcome.lock().ok().and_then(|slot| slot.clone()).is_some_and(|r| r.is_err())
     }
 
-    fn expires_at(&self) -> Option<i64> {
-        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok).map(|(exp, _, _)| exp)
-    }
-
-    /// The token the socket acts with (its `jti`), and the account, if an account logged in.
-    fn credentials(&self) -> Option<(String, Option<String>)> {
-        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok).map(|(_, jti, uid)| (jti, uid))
+    /// Who the socket acts as, once `connection_init` was accepted.
+    fn viewer(&self) -> Option<Viewer> {
+        self.outcome.lock().ok().and_then(|slot| slot.clone()).and_then(Result::ok)
     }
 
     /// Counts a client message; `Some(reply)` when a subscription is refused (over the cap).
@@ -382,11 +377,17 @@ impl Session {
     }
 }
 
-async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, state: AppState) {
+async fn serve(
+    socket: Socket,
+    budget: Arc<ReadBudget>,
+    protocol: Protocols,
+    state: AppState,
+    client: std::net::IpAddr,
+) {
     let (mut sink, mut source) = socket.split();
     let (to_engine, client_messages) = mpsc::channel::<String>(32);
     let outcome: InitOutcome = Arc::default();
-    let mut graphql = engine(&state, protocol, client_messages, Arc::clone(&outcome));
+    let mut graphql = engine(&state, protocol, client_messages, Arc::clone(&outcome), client);
     let limits = state.limits.clone();
     let mut session = Session {
         protocol,
@@ -412,7 +413,7 @@ async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, sta
                 Some(WsMessage::Text(text)) => {
                     if session.on_server(&text) {
                         budget.set_limit(limits.ws_max_message);
-                        if let Some(exp) = session.expires_at() {
+                        if let Some(exp) = session.viewer().and_then(|v| v.expires_at) {
                             let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
                             expiry.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(left));
                         }
@@ -431,15 +432,10 @@ async fn serve(socket: Socket, budget: Arc<ReadBudget>, protocol: Protocols, sta
             }
             _ = &mut expiry, if session.acknowledged => Next::Close(CLOSE_UNAUTHORIZED, "token expired".into()),
             _ = keepalive.tick(), if session.acknowledged => Next::Send(keepalive_ping(protocol).to_owned()),
-            _ = account_check.tick(), if session.acknowledged => match session.credentials() {
-                // A logged-out token's sockets, and a disabled or deleted account's, close within
-                // a second or two.
-                Some((jti, _)) if state.auth.directory.is_revoked(&jti) => {
-                    Next::Close(CLOSE_UNAUTHORIZED, "the token was logged out".into())
-                }
-                Some((_, Some(uid))) if state.auth.directory.get(&uid).is_none_or(|a| a.disabled) => {
-                    Next::Close(CLOSE_UNAUTHORIZED, "the account is disabled or deleted".into())
-                }
+            // The sockets of a logged-out token, a disabled or deleted account, a revoked or
+            // expired key close within a second or two.
+            _ = account_check.tick(), if session.acknowledged => match session.viewer().map(|v| state.auth.current(v)) {
+                Some(Err(why)) => Next::Close(CLOSE_UNAUTHORIZED, why.into()),
                 _ => Next::Go,
             },
         };

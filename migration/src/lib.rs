@@ -8,6 +8,7 @@ mod m20261124_000001_init;
 mod m20261201_000001_task_search;
 mod m20261202_000001_users;
 mod m20261202_000002_revoked_tokens;
+mod m20261202_000003_api_keys_audit;
 
 pub use m20261201_000001_task_search::search_text;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_task_search::Migration),
             Box::new(m20261202_000001_users::Migration),
             Box::new(m20261202_000002_revoked_tokens::Migration),
+            Box::new(m20261202_000003_api_keys_audit::Migration),
         ]
     }
 }

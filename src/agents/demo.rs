@@ -5,24 +5,31 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use super::AgentHub;
+use crate::auth::{Actor, ActorKind};
 use crate::error::AppResult;
 use crate::events::EventBus;
 use crate::tasks::commands::{self as tasks, NewTask};
 use crate::tasks::types::{TaskPriority, TaskStatus};
 
+/// The demo's changes are the server's own, under the name `demo`.
+fn actor() -> Actor {
+    Actor { name: "demo".into(), kind: ActorKind::System, client: None }
+}
+
 /// Spawns three simulated agents and creates a few tasks assigned to them.
 pub async fn seed(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus) -> AppResult<()> {
+    let demo = actor();
     let samples = [
         ("researcher", "Survey vector databases for the memory feature", TaskStatus::InProgress, TaskPriority::High),
         ("reviewer", "Review the login rate limiter pull request", TaskStatus::Review, TaskPriority::Medium),
         ("writer", "Draft release notes for 0.1", TaskStatus::Todo, TaskPriority::Low),
     ];
     for (label, title, status, priority) in samples {
-        let agent = super::service::spawn(hub, db, bus, "demo", label, title).await?;
+        let agent = super::service::spawn(hub, db, bus, &demo, label, title).await?;
         tasks::create(
             db,
             bus,
-            "demo",
+            &demo,
             NewTask {
                 title: title.to_owned(),
                 description: Some(format!("Sample task worked on by the simulated agent '{label}'.")),
@@ -44,7 +51,7 @@ pub async fn nudge_once(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &Even
     let agents = hub.snapshot();
     let Some(agent) = agents.get(round % agents.len().max(1)) else { return Ok(()) };
     let message = ["Any progress?", "Please double-check the numbers.", "Summarise what you found."][round % 3];
-    super::service::send(hub, db, bus, "demo", &agent.id, message).await
+    super::service::send(hub, db, bus, &actor(), &agent.id, message).await
 }
 
 /// `--demo`: nudges an agent every `every` until `shutdown`.

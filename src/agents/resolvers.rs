@@ -58,20 +58,20 @@ impl AgentMutation {
     async fn spawn_agent(&self, ctx: &Context<'_>, input: SpawnAgentInput) -> async_graphql::Result<Agent> {
         let who = writer(ctx).extend()?;
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        let agent = service::spawn(hub, db, bus, &who.subject, &input.label, &input.task).await.extend()?;
+        let agent = service::spawn(hub, db, bus, &who.actor(), &input.label, &input.task).await.extend()?;
         Ok(Agent(agent))
     }
 
     async fn kill_agent(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Agent> {
         let who = writer(ctx).extend()?;
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        Ok(Agent(service::kill(hub, db, bus, &who.subject, &id).await.extend()?))
+        Ok(Agent(service::kill(hub, db, bus, &who.actor(), &id).await.extend()?))
     }
 
     async fn send_agent_message(&self, ctx: &Context<'_>, id: ID, message: String) -> async_graphql::Result<bool> {
         let who = writer(ctx).extend()?;
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        service::send(hub, db, bus, &who.subject, &id, &message).await.extend()?;
+        service::send(hub, db, bus, &who.actor(), &id, &message).await.extend()?;
         Ok(true)
     }
 
@@ -85,7 +85,7 @@ impl AgentMutation {
     ) -> async_graphql::Result<ExecApproval> {
         let who = writer(ctx).extend()?;
         let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        let approval = service::resolve_approval(hub, db, bus, &who.subject, &id, decision).await.extend()?;
+        let approval = service::resolve_approval(hub, db, bus, &who.actor(), &id, decision).await.extend()?;
         Ok(ExecApproval(approval))
     }
 
@@ -100,7 +100,7 @@ impl AgentMutation {
         let row = service::record_metrics(
             db,
             bus,
-            &who.subject,
+            &who.actor(),
             &agent_id,
             input.session_id,
             input.tokens,

@@ -15,6 +15,8 @@ use sea_orm::{
 
 use super::AgentHub;
 use super::runtime::{AgentInfo, AgentState, Approval, Decision, RunOutcome, SpawnRequest, Usage};
+use crate::audit::{self, Change};
+use crate::auth::Actor;
 use crate::db::UnitOfWork;
 use crate::entity::{agent_metric, task};
 use crate::error::{AppError, AppResult};
@@ -124,9 +126,17 @@ fn known_agent(hub: &AgentHub, id: &str) -> AppResult<AgentInfo> {
     hub.get(id).ok_or_else(|| AppError::NotFound(format!("unknown agent {id}")))
 }
 
-async fn log(db: &DatabaseConnection, bus: &EventBus, activity: NewActivity) -> AppResult<()> {
+/// Logs `actor`'s action on an agent: its activity and its audit entry, in one transaction.
+async fn log(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    actor: &Actor,
+    activity: NewActivity,
+    change: Change,
+) -> AppResult<()> {
     let mut uow = UnitOfWork::begin(db).await?;
     log_activity(&mut uow, activity).await?;
+    audit::record(uow.txn(), actor, change).await?;
     uow.commit(bus).await
 }
 
@@ -135,7 +145,7 @@ pub async fn spawn(
     hub: &Arc<AgentHub>,
     db: &DatabaseConnection,
     bus: &EventBus,
-    actor: &str,
+    actor: &Actor,
     label: &str,
     task: &str,
 ) -> AppResult<AgentInfo> {
@@ -159,14 +169,11 @@ pub async fn spawn(
         runtime_status: None,
     };
     hub.add_pending(agent.clone());
-    log(
-        db,
-        bus,
-        NewActivity::new(ActivityKind::Agent, actor, "spawned")
-            .target("agent", &key)
-            .metadata(serde_json::json!({ "label": label, "runId": run.run_id })),
-    )
-    .await?;
+    let activity = NewActivity::new(ActivityKind::Agent, &actor.name, "spawned")
+        .target("agent", &key)
+        .metadata(serde_json::json!({ "label": label, "runId": run.run_id }));
+    let after = serde_json::json!({ "label": label, "task": task, "runId": run.run_id });
+    log(db, bus, actor, activity, Change::new("agent.spawn").target("agent", &key).after(after)).await?;
     follow_up(hub, bus, AgentAction::RunStarted { session_key: key.clone(), run_id: run.run_id });
     Ok(hub.get(&key).unwrap_or(agent))
 }
@@ -222,21 +229,18 @@ pub async fn send(
     hub: &Arc<AgentHub>,
     db: &DatabaseConnection,
     bus: &EventBus,
-    actor: &str,
+    actor: &Actor,
     id: &str,
     message: &str,
 ) -> AppResult<()> {
     validate_text("message", message, MAX_MESSAGE)?;
     known_agent(hub, id)?;
     let run = hub.runtime().send(id, message).await?;
-    log(
-        db,
-        bus,
-        NewActivity::new(ActivityKind::Agent, actor, "messaged")
-            .target("agent", id)
-            .metadata(serde_json::json!({ "runId": run.run_id, "length": message.chars().count() })),
-    )
-    .await?;
+    let activity = NewActivity::new(ActivityKind::Agent, &actor.name, "messaged")
+        .target("agent", id)
+        .metadata(serde_json::json!({ "runId": run.run_id, "length": message.chars().count() }));
+    let after = serde_json::json!({ "message": message, "runId": run.run_id });
+    log(db, bus, actor, activity, Change::new("agent.message").target("agent", id).after(after)).await?;
     follow_up(hub, bus, AgentAction::RunStarted { session_key: id.to_owned(), run_id: run.run_id });
     hub.poll_once().await;
     Ok(())
@@ -247,12 +251,17 @@ pub async fn kill(
     hub: &Arc<AgentHub>,
     db: &DatabaseConnection,
     bus: &EventBus,
-    actor: &str,
+    actor: &Actor,
     id: &str,
 ) -> AppResult<AgentInfo> {
     let before = known_agent(hub, id)?;
     hub.runtime().kill(id).await?;
-    log(db, bus, NewActivity::new(ActivityKind::Agent, actor, "killed").target("agent", id)).await?;
+    let activity = NewActivity::new(ActivityKind::Agent, &actor.name, "killed").target("agent", id);
+    let change = Change::new("agent.kill")
+        .target("agent", id)
+        .before(serde_json::json!({ "status": before.status }))
+        .after(serde_json::json!({ "status": AgentState::Killed }));
+    log(db, bus, actor, activity, change).await?;
     follow_up(hub, bus, AgentAction::Killed { session_key: id.to_owned() });
     hub.poll_once().await;
     Ok(hub.get(id).unwrap_or(AgentInfo { status: AgentState::Killed, ..before }))
@@ -263,7 +272,7 @@ pub async fn kill(
 pub async fn record_metrics(
     db: &DatabaseConnection,
     bus: &EventBus,
-    actor: &str,
+    actor: &Actor,
     agent_id: &str,
     session_id: Option<String>,
     tokens: Option<i64>,
@@ -308,11 +317,19 @@ pub async fn record_metrics(
     .await?;
     log_activity(
         &mut uow,
-        NewActivity::new(ActivityKind::Agent, actor, "metrics_recorded")
+        NewActivity::new(ActivityKind::Agent, &actor.name, "metrics_recorded")
             .target("agent", agent_id)
             .metadata(serde_json::json!({ "tokens": tokens, "cost": cost })),
     )
     .await?;
+    let after = serde_json::json!({
+        "sessionId": row.session_id,
+        "tokens": tokens,
+        "cost": cost,
+        "runtimeSeconds": runtime_seconds,
+        "tasksCompleted": tasks_completed,
+    });
+    audit::record(uow.txn(), actor, Change::new("metrics.record").target("agent", agent_id).after(after)).await?;
     uow.commit(bus).await?;
     Ok(row)
 }
@@ -322,7 +339,7 @@ pub async fn resolve_approval(
     hub: &Arc<AgentHub>,
     db: &DatabaseConnection,
     bus: &EventBus,
-    actor: &str,
+    actor: &Actor,
     id: &str,
     decision: Decision,
 ) -> AppResult<Approval> {
@@ -334,10 +351,10 @@ pub async fn resolve_approval(
     }
     hub.runtime().resolve_approval(id, decision).await?;
     let decided =
-        Approval { status: decision.state(), decision: Some(decision), decided_by: Some(actor.to_owned()), ..known };
+        Approval { status: decision.state(), decision: Some(decision), decided_by: Some(actor.name.clone()), ..known };
     let merged = hub.record_approval(&decided);
     let action = if decision == Decision::Deny { "approval_denied" } else { "approval_allowed" };
-    let mut activity = NewActivity::new(ActivityKind::Agent, actor, action).metadata(serde_json::json!({
+    let mut activity = NewActivity::new(ActivityKind::Agent, &actor.name, action).metadata(serde_json::json!({
         "approvalId": id,
         "command": merged.command,
         "decision": decision.wire(),
@@ -346,6 +363,10 @@ pub async fn resolve_approval(
         Some(agent) => activity.target("agent", agent),
         None => activity.target("approval", id),
     };
-    log(db, bus, activity).await?;
+    let change = Change::new("approval.resolve")
+        .target("approval", id)
+        .before(serde_json::json!({ "status": known.status }))
+        .after(serde_json::json!({ "status": merged.status, "decision": decision.wire(), "command": merged.command }));
+    log(db, bus, actor, activity, change).await?;
     Ok(merged)
 }

@@ -10,7 +10,10 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AuthState, Credentials, PasswordCheck, Role, users};
+use sea_orm::TransactionTrait;
+
+use super::{Actor, AuthState, Credential, Credentials, PasswordCheck, Role, users};
+use crate::audit::{self, Change};
 use crate::error::AppError;
 use crate::limits::RateLimits;
 
@@ -25,7 +28,18 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// `POST /api/auth/login`: a token for the right password, `401` otherwise.
+fn too_many(wait: std::time::Duration) -> axum::response::Response {
+    let secs = crate::limits::retry_after_secs(wait);
+    let err = AppError::RateLimited(format!("too many login attempts: retry in {secs} s"));
+    let mut response = err.into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// `POST /api/auth/login`: a token for the right password, `401` otherwise. Attempts are
+/// limited per client address and per username; each success and failure is audited.
 pub async fn login(
     State(auth): State<Arc<AuthState>>,
     State(rate): State<Arc<RateLimits>>,
@@ -36,28 +50,28 @@ pub async fn login(
 ) -> Result<axum::response::Response, AppError> {
     let client = rate.client_ip(peer, &headers);
     if let Err(wait) = rate.check_login(client).await {
-        tracing::warn!(client = %client, "login refused: rate limit");
-        let secs = crate::limits::retry_after_secs(wait);
-        let err = AppError::RateLimited(format!("too many login attempts: retry in {secs} s"));
-        let mut response = err.into_response();
-        if let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string()) {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
-        }
-        return Ok(response);
+        tracing::warn!(client = %client, "login refused: rate limit per address");
+        return Ok(too_many(wait));
     }
     let Json(body) = body.map_err(|e| AppError::Validation(format!("login body: {}", e.body_text())))?;
     let username = body.username.as_deref().map(str::trim).filter(|u| !u.is_empty());
-    let refused = || {
-        tracing::warn!(client = %client, username = username.unwrap_or("-"), "login failed");
-        AppError::Unauthenticated("invalid credentials".into())
-    };
+    // The name as the audit log and the per-name limit see it: bounded, and the bootstrap
+    // logins under their actor names.
+    let claimed: String = username.unwrap_or("admin").chars().take(users::MAX_USERNAME).collect();
+    if let Some(name) = username
+        && let Err(wait) = rate.check_login_name(&name.to_lowercase()).await
+    {
+        tracing::warn!(client = %client, username = %claimed, "login refused: rate limit per username");
+        return Ok(too_many(wait));
+    }
+    let who = |name: &str| Actor::user(name, Some(client));
     let (subject, role, uid) = match username {
         // The bootstrap logins: the configured passwords alone.
         None if auth.admin_password.verify(&body.password) => ("admin".to_owned(), Role::Admin, None),
         None if auth.viewer_password.as_ref().is_some_and(|check| check.verify(&body.password)) => {
             ("viewer".to_owned(), Role::Viewer, None)
         }
-        None => return Err(refused()),
+        None => return Err(refused(&db, &who(&claimed)).await),
         Some(name) => {
             let account =
                 if name.chars().count() <= users::MAX_USERNAME { users::by_username(&db, name).await? } else { None };
@@ -68,16 +82,34 @@ pub async fn login(
                 tokio::task::spawn_blocking(move || PasswordCheck::Hash(hash).verify(&attempt)).await.unwrap_or(false);
             match account {
                 Some(account) if matches && !account.disabled => {
-                    users::record_login(&db, &account.id).await?;
                     (account.username.clone(), users::role_of(&account), Some(account.id))
                 }
-                _ => return Err(refused()),
+                _ => return Err(refused(&db, &who(&claimed)).await),
             }
         }
     };
     let (token, expires) = auth.tokens.issue_for(&subject, role, uid.as_deref(), Utc::now())?;
+    let txn = db.begin().await?;
+    if let Some(id) = &uid {
+        users::record_login(&txn, id).await?;
+    }
+    let mut change = Change::new("auth.login").after(json!({ "role": role.as_str().to_ascii_uppercase() }));
+    if let Some(id) = &uid {
+        change = change.target("user", id);
+    }
+    audit::record(&txn, &who(&subject), change).await?;
+    txn.commit().await?;
     tracing::info!(client = %client, subject = %subject, role = role.as_str(), "login");
     Ok(Json(json!({ "token": token, "expiresAt": rfc3339(expires) })).into_response())
+}
+
+/// The answer to a failed login, once it is audited (the answer is the same if that fails).
+async fn refused(db: &sea_orm::DatabaseConnection, who: &Actor) -> AppError {
+    tracing::warn!(client = who.client.as_deref().unwrap_or("-"), username = %who.name, "login failed");
+    if let Err(e) = audit::record(db, who, Change::new("auth.login_failed")).await {
+        tracing::error!(error = %e, "cannot audit a failed login");
+    }
+    AppError::Unauthenticated("invalid credentials".into())
 }
 
 /// A hash no password matches, checked when the username is unknown so that the answer takes
@@ -90,11 +122,20 @@ fn dummy_hash() -> &'static str {
 /// expired; `401` for it from then on.
 pub async fn logout(
     State(auth): State<Arc<AuthState>>,
+    State(rate): State<Arc<RateLimits>>,
     State(db): State<sea_orm::DatabaseConnection>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
-    let viewer = auth.authenticate(Credentials::Headers(&headers))?.viewer;
-    auth.directory.revoke(&db, &viewer.jti, viewer.expires_at).await?;
+    let viewer = auth.authenticate(Credentials::Headers(&headers))?.viewer.from_client(rate.client_ip(peer, &headers));
+    let Credential::Token { jti, .. } = &viewer.credential else {
+        return Err(AppError::invalid("authorization", "an API key is not logged out: revoke it with revokeApiKey"));
+    };
+    let txn = db.begin().await?;
+    let expires_at = viewer.expires_at.unwrap_or(i64::MAX);
+    auth.directory.revoke(&txn, jti, expires_at).await?;
+    audit::record(&txn, &viewer.actor(), Change::new("auth.logout")).await?;
+    txn.commit().await?;
     tracing::info!(subject = %viewer.subject, "logout");
     Ok(Json(json!({ "ok": true })))
 }
@@ -102,11 +143,12 @@ pub async fn logout(
 /// `GET /api/auth/verify`: whether the bearer token is valid, and whose it is.
 pub async fn verify(State(auth): State<Arc<AuthState>>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
     let viewer = auth.authenticate(Credentials::Headers(&headers))?.viewer;
-    let expires = Utc.timestamp_opt(viewer.expires_at, 0).single().map(rfc3339);
+    let expires = viewer.expires_at.and_then(|at| Utc.timestamp_opt(at, 0).single()).map(rfc3339);
     Ok(Json(json!({
         "valid": true,
         "subject": viewer.subject,
         "role": viewer.role.as_str(),
+        "kind": viewer.kind.as_str(),
         "expiresAt": expires,
     })))
 }

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod keys;
 pub mod password;
 pub mod permissions;
 pub mod resolvers;
@@ -72,7 +73,7 @@ pub struct Principal {
 }
 
 impl AuthState {
-    /// The one door every transport uses: who presents `credentials`.
+    /// The one door every transport uses: who presents `credentials` (a token or an API key).
     pub fn authenticate(&self, credentials: Credentials<'_>) -> Result<Principal, AuthError> {
         let token = credentials.token().ok_or(match credentials {
             Credentials::Headers(_) => AuthError::Missing("missing bearer token: send Authorization: Bearer <jwt>"),
@@ -80,24 +81,94 @@ impl AuthState {
                 AuthError::Missing("connection_init must carry {\"authorization\": \"Bearer <jwt>\"}")
             }
         })?;
-        let claims = self.tokens.verify(token).map_err(|e| AuthError::Refused(e.to_string()))?;
-        if self.directory.is_revoked(&claims.jti) {
-            return Err(AuthError::Refused("this token was logged out".into()));
-        }
-        let mut viewer = Viewer::from(claims.clone());
-        if let Some(uid) = &claims.uid {
-            // An account's token is as good as the account is now: deleted or disabled ones are
-            // refused, and a changed role applies at once.
-            match self.directory.get(uid) {
-                Some(account) if !account.disabled => {
-                    viewer.role = account.role;
-                    viewer.subject = account.username;
-                }
-                Some(_) => return Err(AuthError::Refused("this account is disabled".into())),
-                None => return Err(AuthError::Refused("this account no longer exists".into())),
+        let viewer = if token.starts_with(keys::KEY_PREFIX) {
+            let key = self.directory.keys.find(token).ok_or_else(|| AuthError::Refused("unknown API key".into()))?;
+            self.directory.keys.note_use(&key.id);
+            Viewer {
+                subject: key.name.clone(),
+                role: key.role,
+                kind: ActorKind::ApiKey,
+                expires_at: key.expires_at.map(|ms| ms.div_euclid(1000)),
+                credential: Credential::ApiKey { id: key.id.clone() },
+                client: None,
             }
-        }
+        } else {
+            let claims = self.tokens.verify(token).map_err(|e| AuthError::Refused(e.to_string()))?;
+            Viewer::from(claims)
+        };
+        let viewer = self.current(viewer).map_err(|why| AuthError::Refused(why.into()))?;
         Ok(Principal { viewer, token: token.to_owned() })
+    }
+
+    /// `viewer` as its credential stands now: an account's token is as good as the account is
+    /// (deleted or disabled ones are refused, a changed role applies at once); a logged-out
+    /// token, a revoked or expired key are refused. Sockets ask again every second.
+    pub fn current(&self, mut viewer: Viewer) -> Result<Viewer, &'static str> {
+        match &viewer.credential {
+            Credential::Token { jti, uid } => {
+                if self.directory.is_revoked(jti) {
+                    return Err("this token was logged out");
+                }
+                if let Some(uid) = uid {
+                    match self.directory.get(uid) {
+                        Some(account) if !account.disabled => {
+                            viewer.role = account.role;
+                            viewer.subject = account.username;
+                        }
+                        Some(_) => return Err("this account is disabled"),
+                        None => return Err("this account no longer exists"),
+                    }
+                }
+            }
+            Credential::ApiKey { id } => match self.directory.keys.get(id) {
+                Some(key) if key.is_live(crate::time::now_millis()) => viewer.role = key.role,
+                Some(_) => return Err("this API key has expired"),
+                None => return Err("this API key was revoked"),
+            },
+        }
+        Ok(viewer)
+    }
+}
+
+/// What kind of principal acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum ActorKind {
+    /// A person: an account, or one of the bootstrap logins.
+    User,
+    /// An agent or a script, with an API key.
+    ApiKey,
+    /// The server's own actions.
+    System,
+}
+crate::entity::stored_enum!(ActorKind { User => "USER", ApiKey => "API_KEY", System => "SYSTEM" });
+
+/// What a caller authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A token from login: its `jti` (which logout revokes) and the account's id, if any.
+    Token { jti: String, uid: Option<String> },
+    /// An API key, by id.
+    ApiKey { id: String },
+}
+
+/// Who a change is recorded under: in the activity feed and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub kind: ActorKind,
+    /// The client address the change came from.
+    pub client: Option<String>,
+}
+
+impl Actor {
+    /// The server itself.
+    pub fn system() -> Actor {
+        Actor { name: "system".into(), kind: ActorKind::System, client: None }
+    }
+
+    /// A person acting from `client`.
+    pub fn user(name: &str, client: Option<std::net::IpAddr>) -> Actor {
+        Actor { name: name.to_owned(), kind: ActorKind::User, client: client.map(|ip| ip.to_string()) }
     }
 }
 
@@ -150,15 +221,16 @@ impl Role {
 /// The authenticated caller of one request or WebSocket, put in the GraphQL context data.
 #[derive(Debug, Clone)]
 pub struct Viewer {
-    /// The actor name: the account's username, `admin` or `viewer` for the bootstrap logins.
+    /// The actor name: the account's username, the key's name, `admin` or `viewer` for the
+    /// bootstrap logins.
     pub subject: String,
     pub role: Role,
-    /// Expiry of the token, as seconds since the epoch.
-    pub expires_at: i64,
-    /// The account's id, when an account logged in.
-    pub uid: Option<String>,
-    /// The token's id (`jti`), which logout revokes.
-    pub jti: String,
+    pub kind: ActorKind,
+    /// When the credential expires, as seconds since the epoch (a key may never expire).
+    pub expires_at: Option<i64>,
+    pub credential: Credential,
+    /// The client address, as the transport saw it.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Viewer {
@@ -172,11 +244,29 @@ impl Viewer {
             role => format!("this needs the {} role; yours is {}", required.as_str(), role.as_str()),
         }))
     }
+
+    /// The caller as the actor of a change.
+    pub fn actor(&self) -> Actor {
+        Actor { name: self.subject.clone(), kind: self.kind, client: self.client.map(|ip| ip.to_string()) }
+    }
+
+    /// The same caller, seen from `client`.
+    pub fn from_client(mut self, client: std::net::IpAddr) -> Viewer {
+        self.client = Some(client);
+        self
+    }
 }
 
 impl From<Claims> for Viewer {
     fn from(claims: Claims) -> Self {
-        Viewer { subject: claims.sub, role: claims.role, expires_at: claims.exp, uid: claims.uid, jti: claims.jti }
+        Viewer {
+            subject: claims.sub,
+            role: claims.role,
+            kind: ActorKind::User,
+            expires_at: Some(claims.exp),
+            credential: Credential::Token { jti: claims.jti, uid: claims.uid },
+            client: None,
+        }
     }
 }
 

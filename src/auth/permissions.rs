@@ -1,8 +1,8 @@
 //! Who may run what: the one table of rights, checked for every operation before it runs.
 //!
 //! Each root field of the schema needs a role. VIEWER reads and subscribes; OPERATOR also
-//! changes tasks, comments, agents, metrics and approvals; ADMIN also manages users (and, as
-//! they come, keys, webhooks, alert rules, schedules and the audit log). A root field missing
+//! changes tasks, comments, agents, metrics and approvals; ADMIN also manages users and API keys
+//! and reads the audit log (and, as they come, webhooks, alert rules and schedules). A root field missing
 //! from this table needs ADMIN, so a new mutation is closed until it is given a role here
 //! (a test lists every mutation of the schema against this table).
 
@@ -24,10 +24,13 @@ const MUTATIONS: &[(&str, Role)] = &[
     ("createUser", Role::Admin),
     ("updateUser", Role::Admin),
     ("deleteUser", Role::Admin),
+    ("createApiKey", Role::Admin),
+    ("revokeApiKey", Role::Admin),
 ];
 
 /// Queries (and subscriptions) that need more than VIEWER.
-const RESTRICTED_READS: &[(&str, Role)] = &[("users", Role::Admin)];
+const RESTRICTED_READS: &[(&str, Role)] =
+    &[("users", Role::Admin), ("apiKeys", Role::Admin), ("auditLog", Role::Admin)];
 
 /// The least role that may select `field` at the root of an operation of type `ty`.
 pub fn required(ty: OperationType, field: &str) -> Role {

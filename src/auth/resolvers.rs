@@ -3,25 +3,18 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, ResultExt, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, ResultExt, SimpleObject};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
 use super::users::{self, Directory, UserChanges};
-use super::{Role, viewer};
+use super::{ActorKind, Role, keys, viewer};
+use crate::audit::{self, Change};
 use crate::db::UnitOfWork;
-use crate::entity::user;
+use crate::entity::{api_key, user};
 use crate::events::EventBus;
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
 use crate::time::from_millis;
-
-/// What kind of principal acts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum ActorKind {
-    User,
-    ApiKey,
-    System,
-}
 
 /// The caller.
 #[derive(SimpleObject)]
@@ -74,6 +67,64 @@ pub struct UpdateUserInput {
     pub disabled: Option<bool>,
 }
 
+/// An API key, for an agent or a script. The key itself is shown once, at creation.
+pub struct ApiKey(api_key::Model);
+
+#[Object]
+impl ApiKey {
+    async fn id(&self) -> ID {
+        self.0.id.clone().into()
+    }
+    /// The actor name of the key's changes.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn role(&self) -> Role {
+        Role::parse(&self.0.role).unwrap_or(Role::Viewer)
+    }
+    /// The key's first characters, to tell keys apart.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        from_millis(self.0.created_at)
+    }
+    /// Who created it.
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    /// When it was last used on any instance (uses are written every few seconds; this
+    /// instance's own are shown at once).
+    async fn last_used_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        let here = ctx.data::<Arc<Directory>>()?.keys.unwritten_use(&self.0.id);
+        Ok(Ord::max(self.0.last_used_at, here).map(from_millis))
+    }
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at.map(from_millis)
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at.map(from_millis)
+    }
+}
+
+/// A new key: the secret, shown once, and the key as stored.
+#[derive(SimpleObject)]
+pub struct CreatedApiKey {
+    /// Starts with `mc_`. Keep it: it cannot be shown again.
+    pub key: String,
+    pub api_key: ApiKey,
+}
+
+/// Input of `createApiKey`.
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    /// The actor name of the key's changes.
+    pub name: String,
+    pub role: Role,
+    /// When it stops working; never, if not given.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Default)]
 pub struct AuthQuery;
 
@@ -82,7 +133,7 @@ impl AuthQuery {
     /// Who is calling.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
         let who = viewer(ctx).extend()?;
-        Ok(Me { name: who.subject.clone(), role: who.role, kind: ActorKind::User })
+        Ok(Me { name: who.subject.clone(), role: who.role, kind: who.kind })
     }
 
     /// Every account, oldest first (ADMIN).
@@ -91,40 +142,84 @@ impl AuthQuery {
         let db = ctx.data::<DatabaseConnection>()?;
         Ok(users::list(db).await.extend()?.into_iter().map(User).collect())
     }
+
+    /// Every API key, revoked ones included, newest first (ADMIN).
+    async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
+        viewer(ctx).extend()?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        Ok(keys::list(db).await.extend()?.into_iter().map(ApiKey).collect())
+    }
 }
 
 #[derive(Default)]
 pub struct AuthMutation;
 
-/// Runs `change` and logs `action` on user `target` in one transaction.
+/// What an account or key change did: the value to answer, the feed's action and target, and
+/// the audit entry.
+struct Done<T> {
+    value: T,
+    activity: &'static str,
+    target: (&'static str, String),
+    name: String,
+    audit: Change,
+}
+
+/// Runs `change`, then logs its activity and audit entry, all in one transaction; re-reads the
+/// directory after the commit.
 async fn logged<T>(
     ctx: &Context<'_>,
-    action: &str,
-    change: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> crate::error::AppResult<(T, String, String)>,
+    change: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> crate::error::AppResult<Done<T>>,
 ) -> async_graphql::Result<T> {
     let who = viewer(ctx).extend()?;
     let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
     let directory = ctx.data::<Arc<Directory>>()?;
     let mut uow = UnitOfWork::begin(db).await.extend()?;
-    let (value, id, username) = change(uow.txn()).await.extend()?;
-    let activity = NewActivity::new(ActivityKind::System, &who.subject, action)
-        .target("user", &id)
-        .metadata(serde_json::json!({ "username": username }));
+    let done = change(uow.txn()).await.extend()?;
+    let (kind, id) = done.target;
+    let activity = NewActivity::new(ActivityKind::System, &who.subject, done.activity)
+        .target(kind, &id)
+        .metadata(serde_json::json!({ "name": done.name }));
     log_activity(&mut uow, activity).await.extend()?;
+    audit::record(uow.txn(), &who.actor(), done.audit.target(kind, &id)).await.extend()?;
     uow.commit(bus).await.extend()?;
     // After the commit, so no concurrent refresh can undo it.
     directory.changed(db).await.extend()?;
-    Ok(value)
+    Ok(done.value)
+}
+
+/// An account as the audit log shows it (never its password hash).
+fn user_json(row: &user::Model) -> serde_json::Value {
+    serde_json::json!({
+        "username": row.username,
+        "role": users::role_of(row).as_str().to_ascii_uppercase(),
+        "disabled": row.disabled,
+    })
+}
+
+/// A key as the audit log shows it (never its hash).
+fn key_json(row: &api_key::Model) -> serde_json::Value {
+    serde_json::json!({
+        "name": row.name,
+        "role": row.role.to_ascii_uppercase(),
+        "prefix": row.prefix,
+        "expiresAt": row.expires_at.map(from_millis),
+        "revokedAt": row.revoked_at.map(from_millis),
+    })
 }
 
 #[Object]
 impl AuthMutation {
     /// Creates an account (ADMIN).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<User> {
-        logged(ctx, "user_created", async |txn| {
+        logged(ctx, async |txn| {
             let row = users::create(txn, input.username.trim(), &input.password, input.role).await?;
-            let (id, name) = (row.id.clone(), row.username.clone());
-            Ok((User(row), id, name))
+            Ok(Done {
+                activity: "user_created",
+                target: ("user", row.id.clone()),
+                name: row.username.clone(),
+                audit: Change::new("user.create").after(user_json(&row)),
+                value: User(row),
+            })
         })
         .await
     }
@@ -133,20 +228,73 @@ impl AuthMutation {
     /// account's tokens stop working within seconds. The last enabled admin cannot be demoted
     /// or disabled.
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> async_graphql::Result<User> {
+        let password_changed = input.password.is_some();
         let changes = UserChanges { role: input.role, password: input.password, disabled: input.disabled };
-        logged(ctx, "user_updated", async |txn| {
-            let row = users::update(txn, &id, changes).await?;
-            let (id, name) = (row.id.clone(), row.username.clone());
-            Ok((User(row), id, name))
+        logged(ctx, async |txn| {
+            let (before, row) = users::update(txn, &id, changes).await?;
+            let (old, mut new) = audit::diff(user_json(&before), user_json(&row));
+            if password_changed {
+                new["passwordChanged"] = true.into();
+            }
+            Ok(Done {
+                activity: "user_updated",
+                target: ("user", row.id.clone()),
+                name: row.username.clone(),
+                audit: Change::new("user.update").before(old).after(new),
+                value: User(row),
+            })
         })
         .await
     }
 
     /// Deletes an account (ADMIN); the last enabled admin cannot be deleted.
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        logged(ctx, "user_deleted", async |txn| {
-            users::delete(txn, &id).await?;
-            Ok((id.clone(), id.to_string(), String::new()))
+        logged(ctx, async |txn| {
+            let gone = users::delete(txn, &id).await?;
+            Ok(Done {
+                activity: "user_deleted",
+                target: ("user", gone.id.clone()),
+                name: gone.username.clone(),
+                audit: Change::new("user.delete").before(user_json(&gone)),
+                value: id.clone(),
+            })
+        })
+        .await
+    }
+
+    /// Creates an API key (ADMIN). The key is in the answer, and only there: it is stored
+    /// hashed. Send it as `Authorization: Bearer mc_…`, or in `connection_init`.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> async_graphql::Result<CreatedApiKey> {
+        let creator = viewer(ctx).extend()?.subject.clone();
+        logged(ctx, async |txn| {
+            let made = keys::create(txn, &input.name, input.role, input.expires_at, &creator).await?;
+            Ok(Done {
+                activity: "apikey_created",
+                target: ("apikey", made.row.id.clone()),
+                name: made.row.name.clone(),
+                audit: Change::new("apikey.create").after(key_json(&made.row)),
+                value: CreatedApiKey { key: made.key, api_key: ApiKey(made.row) },
+            })
+        })
+        .await
+    }
+
+    /// Revokes an API key (ADMIN): it is refused from then on, and the sockets it opened close
+    /// within seconds.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
+        logged(ctx, async |txn| {
+            let (before, row) = keys::revoke(txn, &id).await?;
+            Ok(Done {
+                activity: "apikey_revoked",
+                target: ("apikey", row.id.clone()),
+                name: row.name.clone(),
+                audit: Change::new("apikey.revoke").diff(key_json(&before), key_json(&row)),
+                value: ApiKey(row),
+            })
         })
         .await
     }

@@ -36,12 +36,14 @@ pub struct Account {
     pub disabled: bool,
 }
 
-/// Every account by id, and every token logged out, as of the last refresh.
+/// Every account by id, every token logged out and every live API key, as of the last refresh.
 #[derive(Default)]
 pub struct Directory {
     accounts: RwLock<HashMap<String, Account>>,
     /// The `jti` of every token logged out and not yet expired.
     revoked: RwLock<std::collections::HashSet<String>>,
+    /// The API keys not revoked.
+    pub keys: super::keys::KeyRing,
     /// Bumped by every change made here, so a refresh that read the database before the change
     /// committed does not undo it.
     changes: std::sync::atomic::AtomicU64,
@@ -85,12 +87,14 @@ impl Directory {
             known.extend(revoked.into_iter().map(|r| r.jti));
         }
         let before = self.changes.load(Ordering::SeqCst);
+        let keys = super::keys::KeyRing::load(db).await?;
         let rows = user::Entity::find().all(db).await?;
         let accounts = rows.iter().map(|u| (u.id.clone(), account_of(u))).collect();
         if let Ok(mut known) = self.accounts.write()
             && self.changes.load(Ordering::SeqCst) == before
         {
             *known = accounts;
+            self.keys.replace(keys);
         }
         Ok(())
     }
@@ -220,9 +224,14 @@ async fn keep_an_admin(db: &impl ConnectionTrait, row: &user::Model, what: &str)
     Ok(())
 }
 
-/// Changes an account's role, password or whether it may log in.
-pub async fn update(db: &impl ConnectionTrait, id: &str, changes: UserChanges) -> AppResult<user::Model> {
+/// Changes an account's role, password or whether it may log in; returns it before and after.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    id: &str,
+    changes: UserChanges,
+) -> AppResult<(user::Model, user::Model)> {
     let row = find(db, id).await?;
+    let before = row.clone();
     if changes.role.is_some_and(|r| r != Role::Admin) {
         keep_an_admin(db, &row, "demoted").await?;
     }
@@ -242,15 +251,15 @@ pub async fn update(db: &impl ConnectionTrait, id: &str, changes: UserChanges) -
     }
     active.updated_at = Set(now_millis());
     let row = active.update(db).await?;
-    Ok(row)
+    Ok((before, row))
 }
 
-/// Deletes an account; its tokens stop working.
-pub async fn delete(db: &impl ConnectionTrait, id: &str) -> AppResult<()> {
+/// Deletes an account (its tokens stop working); returns it as it was.
+pub async fn delete(db: &impl ConnectionTrait, id: &str) -> AppResult<user::Model> {
     let row = find(db, id).await?;
     keep_an_admin(db, &row, "deleted").await?;
     user::Entity::delete_by_id(id.to_owned()).exec(db).await?;
-    Ok(())
+    Ok(row)
 }
 
 /// Records a successful login.
@@ -286,7 +295,7 @@ mod tests {
         assert!(delete(&db, &root.id).await.is_err());
         let other = create(&db, "second", "correct horse battery", Role::Admin).await.unwrap();
         let disable = UserChanges { disabled: Some(true), ..UserChanges::default() };
-        assert!(update(&db, &root.id, disable).await.unwrap().disabled);
+        assert!(update(&db, &root.id, disable).await.unwrap().1.disabled);
         assert!(delete(&db, &other.id).await.is_err(), "root is disabled: second is the last");
         assert!(create(&db, "second", "correct horse battery", Role::Viewer).await.is_err(), "taken");
         let short = create(&db, "third", "short", Role::Viewer).await.unwrap_err();

@@ -3,6 +3,8 @@
 
 pub mod activity;
 pub mod agent_metric;
+pub mod api_key;
+pub mod audit_entry;
 pub mod comment;
 pub mod revoked_token;
 pub mod task;

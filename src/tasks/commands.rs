@@ -9,12 +9,14 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use super::types::{TaskPriority, TaskStatus};
+use crate::audit::{self, Change};
+use crate::auth::Actor;
 use crate::db::UnitOfWork;
 use crate::entity::{comment, task, task_search, task_tag};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventBus, TaskChange, TaskEventKind};
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
-use crate::time::now_millis;
+use crate::time::{from_millis, now_millis};
 use crate::validate;
 
 /// Longest title.
@@ -98,19 +100,33 @@ async fn index_for_search(db: &impl ConnectionTrait, row: &task::Model) -> AppRe
     Ok(())
 }
 
+/// A task as the audit log shows it: its fields under their API names.
+fn audited(row: &task::Model) -> serde_json::Value {
+    serde_json::json!({
+        "title": row.title,
+        "description": row.description,
+        "status": row.status,
+        "priority": TaskPriority::from_rank(row.priority).map(TaskPriority::as_str),
+        "assignedAgent": row.assigned_agent,
+        "dueDate": row.due_date.map(from_millis),
+        "tags": serde_json::from_str::<serde_json::Value>(&row.tags).unwrap_or_default(),
+        "metadata": row.metadata.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()),
+    })
+}
+
 fn publish_task(uow: &mut UnitOfWork, kind: TaskEventKind, task_id: &str, task: Option<task::Model>) {
     uow.publish_after_commit(Event::Task(Arc::new(TaskChange { kind, task_id: task_id.to_owned(), task })));
 }
 
 /// Creates a task; `actor` is logged as its creator.
-pub async fn create(db: &DatabaseConnection, bus: &EventBus, actor: &str, input: NewTask) -> AppResult<task::Model> {
+pub async fn create(db: &DatabaseConnection, bus: &EventBus, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
     let mut uow = UnitOfWork::begin(db).await?;
     let row = insert_task(&mut uow, actor, input).await?;
     uow.commit(bus).await?;
     Ok(row)
 }
 
-async fn insert_task(uow: &mut UnitOfWork, actor: &str, input: NewTask) -> AppResult<task::Model> {
+async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
     let title = validate_title(&input.title)?;
     if let Some(d) = &input.description {
         validate::max_len("description", d, MAX_CONTENT)?;
@@ -146,11 +162,12 @@ async fn insert_task(uow: &mut UnitOfWork, actor: &str, input: NewTask) -> AppRe
     index_for_search(uow.txn(), &row).await?;
     log_activity(
         uow,
-        NewActivity::new(ActivityKind::Task, actor, "created")
+        NewActivity::new(ActivityKind::Task, &actor.name, "created")
             .target("task", &id)
             .metadata(serde_json::json!({ "title": title })),
     )
     .await?;
+    audit::record(uow.txn(), actor, Change::new("task.create").target("task", &id).after(audited(&row))).await?;
     publish_task(uow, TaskEventKind::Created, &id, Some(row.clone()));
     Ok(row)
 }
@@ -165,7 +182,7 @@ fn given<T, V>(input: Option<Option<T>>, check: impl FnOnce(T) -> AppResult<V>) 
 pub async fn update(
     db: &DatabaseConnection,
     bus: &EventBus,
-    actor: &str,
+    actor: &Actor,
     id: &str,
     changes: TaskChanges,
 ) -> AppResult<task::Model> {
@@ -175,7 +192,7 @@ pub async fn update(
     Ok(row)
 }
 
-async fn update_task(uow: &mut UnitOfWork, actor: &str, id: &str, input: TaskChanges) -> AppResult<task::Model> {
+async fn update_task(uow: &mut UnitOfWork, actor: &Actor, id: &str, input: TaskChanges) -> AppResult<task::Model> {
     let current = get_existing(uow.txn(), "id", id).await?;
     let mut changed: Vec<&str> = Vec::new();
     let mut row: task::ActiveModel = current.clone().into();
@@ -229,19 +246,22 @@ async fn update_task(uow: &mut UnitOfWork, actor: &str, id: &str, input: TaskCha
         meta["from"] = current.status.clone().into();
         meta["to"] = updated.status.clone().into();
     }
-    log_activity(uow, NewActivity::new(ActivityKind::Task, actor, "updated").target("task", id).metadata(meta)).await?;
+    log_activity(uow, NewActivity::new(ActivityKind::Task, &actor.name, "updated").target("task", id).metadata(meta))
+        .await?;
+    let change = Change::new("task.update").target("task", id).diff(audited(&current), audited(&updated));
+    audit::record(uow.txn(), actor, change).await?;
     publish_task(uow, TaskEventKind::Updated, id, Some(updated.clone()));
     Ok(updated)
 }
 
 /// Deletes task `id` with its comments and tags.
-pub async fn delete(db: &DatabaseConnection, bus: &EventBus, actor: &str, id: &str) -> AppResult<()> {
+pub async fn delete(db: &DatabaseConnection, bus: &EventBus, actor: &Actor, id: &str) -> AppResult<()> {
     let mut uow = UnitOfWork::begin(db).await?;
     delete_task(&mut uow, actor, id).await?;
     uow.commit(bus).await
 }
 
-async fn delete_task(uow: &mut UnitOfWork, actor: &str, id: &str) -> AppResult<()> {
+async fn delete_task(uow: &mut UnitOfWork, actor: &Actor, id: &str) -> AppResult<()> {
     let current = get_existing(uow.txn(), "id", id).await?;
     // Explicit deletes keep this independent of the backend's foreign-key enforcement.
     comment::Entity::delete_many().filter(comment::Column::TaskId.eq(id)).exec(uow.txn()).await?;
@@ -250,11 +270,12 @@ async fn delete_task(uow: &mut UnitOfWork, actor: &str, id: &str) -> AppResult<(
     task::Entity::delete_by_id(id).exec(uow.txn()).await?;
     log_activity(
         uow,
-        NewActivity::new(ActivityKind::Task, actor, "deleted")
+        NewActivity::new(ActivityKind::Task, &actor.name, "deleted")
             .target("task", id)
             .metadata(serde_json::json!({ "title": current.title })),
     )
     .await?;
+    audit::record(uow.txn(), actor, Change::new("task.delete").target("task", id).before(audited(&current))).await?;
     publish_task(uow, TaskEventKind::Deleted, id, None);
     Ok(())
 }
@@ -263,7 +284,7 @@ async fn delete_task(uow: &mut UnitOfWork, actor: &str, id: &str) -> AppResult<(
 pub async fn add_comment(
     db: &DatabaseConnection,
     bus: &EventBus,
-    actor: &str,
+    actor: &Actor,
     task_id: &str,
     author: &str,
     content: &str,
@@ -276,7 +297,7 @@ pub async fn add_comment(
 
 async fn insert_comment(
     uow: &mut UnitOfWork,
-    actor: &str,
+    actor: &Actor,
     task_id: &str,
     author: &str,
     content: &str,
@@ -313,11 +334,13 @@ async fn insert_comment(
 
     log_activity(
         uow,
-        NewActivity::new(ActivityKind::Comment, actor, "commented")
+        NewActivity::new(ActivityKind::Comment, &actor.name, "commented")
             .target("task", task_id)
             .metadata(serde_json::json!({ "commentId": row.id, "author": author })),
     )
     .await?;
+    let after = serde_json::json!({ "id": row.id, "author": row.author, "content": row.content });
+    audit::record(uow.txn(), actor, Change::new("comment.create").target("task", task_id).after(after)).await?;
     publish_task(uow, TaskEventKind::Updated, task_id, Some(parent));
     Ok(row)
 }

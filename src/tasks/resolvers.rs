@@ -69,19 +69,19 @@ impl TaskMutation {
     async fn create_task(&self, ctx: &Context<'_>, input: CreateTaskInput) -> async_graphql::Result<Task> {
         let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        Ok(Task(commands::create(db, bus, &who.subject, input.into()).await.extend()?))
+        Ok(Task(commands::create(db, bus, &who.actor(), input.into()).await.extend()?))
     }
 
     async fn update_task(&self, ctx: &Context<'_>, id: ID, input: UpdateTaskInput) -> async_graphql::Result<Task> {
         let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        Ok(Task(commands::update(db, bus, &who.subject, &id, input.into()).await.extend()?))
+        Ok(Task(commands::update(db, bus, &who.actor(), &id, input.into()).await.extend()?))
     }
 
     async fn delete_task(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        commands::delete(db, bus, &who.subject, &id).await.extend()?;
+        commands::delete(db, bus, &who.actor(), &id).await.extend()?;
         Ok(id)
     }
 
@@ -96,7 +96,7 @@ impl TaskMutation {
         let who = writer(ctx).extend()?;
         let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let author = author.unwrap_or_else(|| who.subject.clone());
-        let row = commands::add_comment(db, bus, &who.subject, &task_id, &author, &content).await.extend()?;
+        let row = commands::add_comment(db, bus, &who.actor(), &task_id, &author, &content).await.extend()?;
         Ok(row.into())
     }
 }

@@ -40,8 +40,17 @@ impl TaskPriority {
         self as i16
     }
     /// The priority of a stored rank.
-    fn from_rank(rank: i16) -> Option<Self> {
+    pub fn from_rank(rank: i16) -> Option<Self> {
         [Self::Low, Self::Medium, Self::High, Self::Urgent].get(usize::try_from(rank).ok()?).copied()
+    }
+    /// The GraphQL name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+            Self::Urgent => "URGENT",
+        }
     }
 }
 

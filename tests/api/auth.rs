@@ -139,7 +139,7 @@ async fn each_role_runs_exactly_the_mutations_its_rights_allow() {
         .filter(|name| name.chars().all(char::is_alphanumeric))
         .collect();
     assert!(fields.len() >= 12, "{fields:?}");
-    let admin_only = ["createUser", "updateUser", "deleteUser"];
+    let admin_only = ["createUser", "updateUser", "deleteUser", "createApiKey", "revokeApiKey"];
     for field in &fields {
         for (role, token) in &tokens {
             let (_, body) = app.graphql_as(Some(token), &format!("mutation {{ {field} }}"), json!({})).await;
@@ -153,6 +153,10 @@ async fn each_role_runs_exactly_the_mutations_its_rights_allow() {
     }
     let (_, users) = app.graphql_as(Some(&tokens[1].1), "{ users { id } }", json!({})).await;
     assert_eq!(error_code(&users), "FORBIDDEN", "listing users is for admins");
+    for read in ["{ apiKeys { id } }", "{ auditLog { totalCount } }"] {
+        let (_, body) = app.graphql_as(Some(&tokens[1].1), read, json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{read} is for admins");
+    }
     let (_, through_fragment) = app
         .graphql_as(Some(&tokens[2].1), "mutation { ...M } fragment M on Mutation { deleteTask(id: \"x\") }", json!({}))
         .await;

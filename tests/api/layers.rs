@@ -2,14 +2,14 @@
 //!
 //! - wiring (`main`, `startup`, `http`, `ws`, `serve`, `schema`, `query_limits`, `config`)
 //!   imports whatever it needs;
-//! - domains (`auth/`, `tasks/`, `feed/`, `agents/`, and every new one) import each other and
+//! - domains (`auth/`, `audit/`, `tasks/`, `feed/`, `agents/`, and every new one) import each other and
 //!   the base, never the wiring;
 //! - the base (`error`, `events`, `db`, `entity/`, ...) imports only the base.
 
 use std::path::{Path, PathBuf};
 
 const WIRING: [&str; 8] = ["main", "startup", "http", "ws", "serve", "schema", "query_limits", "config"];
-const DOMAINS: [&str; 4] = ["auth", "tasks", "feed", "agents"];
+const DOMAINS: [&str; 5] = ["auth", "audit", "tasks", "feed", "agents"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src folder").flatten() {

@@ -2,6 +2,7 @@
 
 mod agents;
 mod attacks;
+mod audit;
 mod auth;
 mod fake_gateway;
 mod feed;

@@ -81,6 +81,18 @@ fn contract_names_are_present() {
         "createUser(input: CreateUserInput!): User!",
         "updateUser(id: ID!, input: UpdateUserInput!): User!",
         "deleteUser(id: ID!): ID!",
+        "type ApiKey",
+        "type CreatedApiKey",
+        "type AuditEntry",
+        "type AuditEntryConnection",
+        "input AuditFilter",
+        "input CreateApiKeyInput",
+        "apiKeys: [ApiKey!]!",
+        "auditLog(filter: AuditFilter, first: Int, after: String): AuditEntryConnection!",
+        "createApiKey(input: CreateApiKeyInput!): CreatedApiKey!",
+        "revokeApiKey(id: ID!): ApiKey!",
+        "before: JSON",
+        "clientAddress: String",
     ] {
         assert!(sdl.contains(name), "schema lacks `{name}`");
     }

@@ -1,0 +1,196 @@
+//! The audit log: one entry per change, login and logout, naming the authenticated actor, the
+//! client address and the values before and after. An entry is written in the transaction of
+//! its change (a change rolled back leaves no entry); nothing in the API edits or deletes one.
+//! Entries older than the configured retention are pruned; by default all are kept.
+
+pub mod resolvers;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, Set,
+};
+
+use crate::auth::Actor;
+use crate::entity::audit_entry;
+use crate::error::AppResult;
+use crate::time::now_millis;
+use crate::validate;
+
+/// A change about to be recorded: `<domain>.<verb>`, what it touched, and the values before
+/// and after (of what changed, for an update).
+#[derive(Debug, Clone)]
+pub struct Change {
+    action: &'static str,
+    target: Option<(String, String)>,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+}
+
+impl Change {
+    /// An entry for `action`, e.g. `task.update`.
+    pub fn new(action: &'static str) -> Self {
+        Change { action, target: None, before: None, after: None }
+    }
+    /// What the change touched.
+    pub fn target(mut self, target_type: &str, target_id: &str) -> Self {
+        self.target = Some((target_type.to_owned(), target_id.to_owned()));
+        self
+    }
+    /// The values the change replaced.
+    pub fn before(mut self, value: serde_json::Value) -> Self {
+        self.before = Some(value);
+        self
+    }
+    /// The values the change left.
+    pub fn after(mut self, value: serde_json::Value) -> Self {
+        self.after = Some(value);
+        self
+    }
+    /// For an update: of two objects, the fields that differ, before and after.
+    pub fn diff(self, before: serde_json::Value, after: serde_json::Value) -> Self {
+        let (old, new) = diff(before, after);
+        self.before(old).after(new)
+    }
+}
+
+/// Of two JSON objects, the fields whose values differ: (before, after).
+pub fn diff(before: serde_json::Value, after: serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    use serde_json::{Map, Value};
+    let (Value::Object(old), Value::Object(new)) = (before, after) else {
+        return (Value::Null, Value::Null);
+    };
+    let changed: Vec<&String> = new.keys().filter(|k| old.get(*k) != new.get(*k)).collect();
+    let pick = |map: &Map<String, Value>| -> Map<String, Value> {
+        changed.iter().map(|k| ((*k).clone(), map.get(*k).cloned().unwrap_or_default())).collect()
+    };
+    (Value::Object(pick(&old)), Value::Object(pick(&new)))
+}
+
+/// Writes the entry for `actor`'s `change` (in the caller's transaction, if `db` is one).
+pub async fn record(db: &impl ConnectionTrait, actor: &Actor, change: Change) -> AppResult<()> {
+    let (target_type, target_id) = change.target.unzip();
+    audit_entry::ActiveModel {
+        actor: Set(actor.name.clone()),
+        actor_kind: Set(actor.kind.as_str().to_owned()),
+        action: Set(change.action.to_owned()),
+        target_type: Set(target_type),
+        target_id: Set(target_id),
+        before: Set(change.before.map(|v| v.to_string())),
+        after: Set(change.after.map(|v| v.to_string())),
+        client_address: Set(actor.client.clone()),
+        timestamp: Set(now_millis()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Filters of `auditLog`.
+#[derive(Debug, Clone, Default, async_graphql::InputObject)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target_id: Option<String>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn filtered(filter: &AuditFilter) -> AppResult<Select<audit_entry::Entity>> {
+    let mut select = audit_entry::Entity::find();
+    if let Some(actor) = &filter.actor {
+        validate::max_len("filter.actor", actor, validate::MAX_NAME)?;
+        select = select.filter(audit_entry::Column::Actor.eq(actor.as_str()));
+    }
+    if let Some(action) = &filter.action {
+        validate::max_len("filter.action", action, validate::MAX_NAME)?;
+        select = select.filter(audit_entry::Column::Action.eq(action.as_str()));
+    }
+    if let Some(target) = &filter.target_id {
+        validate::max_len("filter.targetId", target, validate::MAX_NAME)?;
+        select = select.filter(audit_entry::Column::TargetId.eq(target.as_str()));
+    }
+    if let Some(since) = filter.since {
+        select = select.filter(audit_entry::Column::Timestamp.gte(validate::date("filter.since", since)?));
+    }
+    Ok(select)
+}
+
+/// One page of entries, newest first, strictly older than `before_id`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &AuditFilter,
+    first: u64,
+    before_id: Option<i64>,
+) -> AppResult<(Vec<audit_entry::Model>, bool)> {
+    let mut select = filtered(filter)?;
+    if let Some(id) = before_id {
+        select = select.filter(audit_entry::Column::Id.lt(id));
+    }
+    let mut rows = select.order_by_desc(audit_entry::Column::Id).limit(first + 1).all(db).await?;
+    let has_next = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok((rows, has_next))
+}
+
+/// Number of entries matching `filter`.
+pub async fn count(db: &impl ConnectionTrait, filter: &AuditFilter) -> AppResult<u64> {
+    Ok(filtered(filter)?.count(db).await?)
+}
+
+/// Deletes the entries older than `keep` (the retention); returns how many went.
+pub async fn prune(db: &impl ConnectionTrait, keep: std::time::Duration) -> AppResult<u64> {
+    let cutoff = now_millis().saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+    let gone = audit_entry::Entity::delete_many().filter(audit_entry::Column::Timestamp.lt(cutoff)).exec(db).await?;
+    Ok(gone.rows_affected)
+}
+
+/// Prunes every hour until shutdown (every instance may: a prune is idempotent).
+pub async fn prune_forever(
+    db: sea_orm::DatabaseConnection,
+    keep: std::time::Duration,
+    mut stop: crate::shutdown::Signal,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => match prune(&db, keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "pruned the audit log"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
+            },
+            _ = stop.wait() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::ActorKind;
+    use crate::db::UnitOfWork;
+
+    #[tokio::test]
+    async fn an_entry_lives_and_dies_with_its_transaction() {
+        let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
+        let actor = Actor { name: "alice".into(), kind: ActorKind::User, client: Some("10.0.0.1".into()) };
+        let uow = UnitOfWork::begin(&db).await.unwrap();
+        record(uow.txn(), &actor, Change::new("task.create").target("task", "t1")).await.unwrap();
+        drop(uow); // rolled back
+        assert_eq!(count(&db, &AuditFilter::default()).await.unwrap(), 0);
+
+        let uow = UnitOfWork::begin(&db).await.unwrap();
+        let change = Change::new("task.update").target("task", "t1").before(serde_json::json!({"title": "a"}));
+        record(uow.txn(), &actor, change.after(serde_json::json!({"title": "b"}))).await.unwrap();
+        uow.commit(&crate::events::EventBus::default()).await.unwrap();
+        let (rows, more) = list(&db, &AuditFilter::default(), 10, None).await.unwrap();
+        assert!(!more);
+        assert_eq!(rows[0].action, "task.update");
+        assert_eq!(rows[0].actor_kind, "USER");
+        assert_eq!(rows[0].before.as_deref(), Some(r#"{"title":"a"}"#));
+        assert_eq!(rows[0].client_address.as_deref(), Some("10.0.0.1"));
+
+        assert_eq!(prune(&db, std::time::Duration::from_secs(60)).await.unwrap(), 0, "young entries stay");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(prune(&db, std::time::Duration::ZERO).await.unwrap(), 1);
+    }
+}

@@ -271,6 +271,15 @@ async fn approvals_are_listed_decided_recorded_and_expire() {
     let feed = app.ok("{ feed(filter: {type: AGENT}) { edges { node { action actor targetId } } } }", json!({})).await;
     assert_eq!(node_strings(&feed["feed"], "action"), ["approval_allowed"]);
     assert_eq!(node_strings(&feed["feed"], "actor"), ["admin"]);
+    let audited =
+        "{ auditLog(filter: {action: \"approval.resolve\"}) { edges { node { actor targetId before after } } } }";
+    let entry = app.ok(audited, json!({})).await["auditLog"]["edges"][0]["node"].clone();
+    assert_eq!((entry["actor"].as_str(), entry["targetId"].as_str()), (Some("admin"), Some(id.as_str())));
+    assert_eq!(entry["before"], json!({ "status": "PENDING" }));
+    assert_eq!(
+        (entry["after"]["status"].as_str(), entry["after"]["decision"].as_str()),
+        (Some("ALLOWED"), Some("allow-once"))
+    );
 
     // Unanswered, it expires at its deadline, for the gateway and here.
     let (late, answer) = fake.request_approval("make deploy", CAPTURE, 300);

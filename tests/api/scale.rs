@@ -419,3 +419,29 @@ async fn logout_on_one_instance_refuses_the_token_on_the_other() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// An API key made on one instance works on the other within its refresh, and revoking it
+/// there cuts the socket it holds on the first.
+#[tokio::test]
+async fn an_api_key_works_across_the_fleet_and_its_revocation_reaches_every_socket() {
+    let Some(redis) = services() else { return };
+    let fleet = fleet(&redis, &[]).await;
+    let admin = login_at(&fleet.client, &fleet.a.url(), PASSWORD).await;
+    let create = "mutation { createApiKey(input: {name: \"fleet-bot\", role: OPERATOR}) { key apiKey { id } } }";
+    let (_, made) = post_graphql(&fleet.client, &fleet.a.url(), Some(&admin), create, json!({})).await;
+    let key = made["data"]["createApiKey"]["key"].as_str().unwrap().to_owned();
+    let id = made["data"]["createApiKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while post_graphql(&fleet.client, &fleet.b.url(), Some(&key), "{ me { name } }", json!({})).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the other instance does not know the key");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut socket = ws_ready_on(fleet.b.port, &key).await;
+    socket.subscribe("s", "subscription { taskUpdated { kind } }", json!({})).await;
+    let revoke = "mutation($id: ID!) { revokeApiKey(id: $id) { id } }";
+    let (_, revoked) = post_graphql(&fleet.client, &fleet.a.url(), Some(&admin), revoke, json!({ "id": id })).await;
+    assert!(revoked.get("errors").is_none(), "{revoked}");
+    assert_eq!(socket.closed_with().await, Some(4401), "the socket on the other instance is cut");
+    let (status, _) = post_graphql(&fleet.client, &fleet.b.url(), Some(&key), "{ me { name } }", json!({})).await;
+    assert_eq!(status, 401);
+}

@@ -56,6 +56,26 @@ pub fn decode_seq(cursor: &str, tag: &str) -> Result<i64, AppError> {
     parts[1].parse().map_err(|_| AppError::invalid("after", "malformed cursor"))
 }
 
+/// One page of a sequence-ordered list, newest first, strictly older than `before_id`; and
+/// whether there are more.
+pub async fn newest_first<E: sea_orm::EntityTrait>(
+    db: &impl sea_orm::ConnectionTrait,
+    select: sea_orm::Select<E>,
+    id: impl sea_orm::ColumnTrait,
+    first: u64,
+    before_id: Option<i64>,
+) -> crate::error::AppResult<(Vec<E::Model>, bool)> {
+    use sea_orm::{QueryFilter, QueryOrder, QuerySelect};
+    let select = match before_id {
+        Some(before) => select.filter(id.lt(before)),
+        None => select,
+    };
+    let mut rows = select.order_by_desc(id).limit(first + 1).all(db).await?;
+    let has_next = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok((rows, has_next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,7 @@
 
 pub mod resolvers;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Select, Set};
 
 use crate::auth::Actor;
 use crate::entity::audit_entry;
@@ -122,14 +119,7 @@ pub async fn list(
     first: u64,
     before_id: Option<i64>,
 ) -> AppResult<(Vec<audit_entry::Model>, bool)> {
-    let mut select = filtered(filter)?;
-    if let Some(id) = before_id {
-        select = select.filter(audit_entry::Column::Id.lt(id));
-    }
-    let mut rows = select.order_by_desc(audit_entry::Column::Id).limit(first + 1).all(db).await?;
-    let has_next = rows.len() as u64 > first;
-    rows.truncate(first as usize);
-    Ok((rows, has_next))
+    crate::pagination::newest_first(db, filtered(filter)?, audit_entry::Column::Id, first, before_id).await
 }
 
 /// Number of entries matching `filter`.

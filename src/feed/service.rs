@@ -119,14 +119,7 @@ pub async fn list(
     first: u64,
     before_id: Option<i64>,
 ) -> AppResult<(Vec<activity::Model>, bool)> {
-    let mut select = filtered(filter)?;
-    if let Some(id) = before_id {
-        select = select.filter(activity::Column::Id.lt(id));
-    }
-    let mut rows = select.order_by_desc(activity::Column::Id).limit(first + 1).all(db).await?;
-    let has_next = rows.len() as u64 > first;
-    rows.truncate(first as usize);
-    Ok((rows, has_next))
+    crate::pagination::newest_first(db, filtered(filter)?, activity::Column::Id, first, before_id).await
 }
 
 /// Number of activities matching `filter`.

@@ -390,6 +390,8 @@ fn check_rights(ctx: &ExtensionContext<'_>, doc: &ExecutableDocument) -> ServerR
     for field in fields {
         let required = crate::auth::permissions::required(op.ty, field);
         if let Err(err) = who.require(required) {
+            // Refused before anything runs, so no audit entry: the log keeps the attempt.
+            tracing::warn!(actor = %who.subject, role = who.role.as_str(), field, "refused: the role lacks the right");
             return Err(refuse(ErrorCode::Forbidden, format!("{field}: {}", err.public_message())));
         }
     }

@@ -5,20 +5,15 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use super::AgentHub;
-use crate::auth::{Actor, ActorKind};
+use crate::auth::Actor;
 use crate::error::AppResult;
 use crate::events::EventBus;
 use crate::tasks::commands::{self as tasks, NewTask};
 use crate::tasks::types::{TaskPriority, TaskStatus};
 
-/// The demo's changes are the server's own, under the name `demo`.
-fn actor() -> Actor {
-    Actor { name: "demo".into(), kind: ActorKind::System, client: None }
-}
-
 /// Spawns three simulated agents and creates a few tasks assigned to them.
 pub async fn seed(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus) -> AppResult<()> {
-    let demo = actor();
+    let demo = Actor::system();
     let samples = [
         ("researcher", "Survey vector databases for the memory feature", TaskStatus::InProgress, TaskPriority::High),
         ("reviewer", "Review the login rate limiter pull request", TaskStatus::Review, TaskPriority::Medium),
@@ -51,7 +46,7 @@ pub async fn nudge_once(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &Even
     let agents = hub.snapshot();
     let Some(agent) = agents.get(round % agents.len().max(1)) else { return Ok(()) };
     let message = ["Any progress?", "Please double-check the numbers.", "Summarise what you found."][round % 3];
-    super::service::send(hub, db, bus, &actor(), &agent.id, message).await
+    super::service::send(hub, db, bus, &Actor::system(), &agent.id, message).await
 }
 
 /// `--demo`: nudges an agent every `every` until `shutdown`.

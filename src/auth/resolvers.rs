@@ -187,15 +187,6 @@ async fn logged<T>(
     Ok(done.value)
 }
 
-/// An account as the audit log shows it (never its password hash).
-fn user_json(row: &user::Model) -> serde_json::Value {
-    serde_json::json!({
-        "username": row.username,
-        "role": users::role_of(row).as_str().to_ascii_uppercase(),
-        "disabled": row.disabled,
-    })
-}
-
 /// A key as the audit log shows it (never its hash).
 fn key_json(row: &api_key::Model) -> serde_json::Value {
     serde_json::json!({
@@ -217,7 +208,7 @@ impl AuthMutation {
                 activity: "user_created",
                 target: ("user", row.id.clone()),
                 name: row.username.clone(),
-                audit: Change::new("user.create").after(user_json(&row)),
+                audit: Change::new("user.create").after(users::audited(&row)),
                 value: User(row),
             })
         })
@@ -232,7 +223,7 @@ impl AuthMutation {
         let changes = UserChanges { role: input.role, password: input.password, disabled: input.disabled };
         logged(ctx, async |txn| {
             let (before, row) = users::update(txn, &id, changes).await?;
-            let (old, mut new) = audit::diff(user_json(&before), user_json(&row));
+            let (old, mut new) = audit::diff(users::audited(&before), users::audited(&row));
             if password_changed {
                 new["passwordChanged"] = true.into();
             }
@@ -255,7 +246,7 @@ impl AuthMutation {
                 activity: "user_deleted",
                 target: ("user", gone.id.clone()),
                 name: gone.username.clone(),
-                audit: Change::new("user.delete").before(user_json(&gone)),
+                audit: Change::new("user.delete").before(users::audited(&gone)),
                 value: id.clone(),
             })
         })

@@ -116,6 +116,15 @@ pub fn role_of(row: &user::Model) -> Role {
     Role::parse(&row.role).unwrap_or(Role::Viewer)
 }
 
+/// An account as the audit log shows it (never its password hash).
+pub fn audited(row: &user::Model) -> serde_json::Value {
+    serde_json::json!({
+        "username": row.username,
+        "role": role_of(row).as_str().to_ascii_uppercase(),
+        "disabled": row.disabled,
+    })
+}
+
 /// Checks a username: 1–64 characters of letters, digits and `._-@`, not a reserved name.
 pub fn check_username(name: &str) -> AppResult<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');

@@ -1,8 +1,14 @@
-//! Database connection and the unit of work every mutation runs in.
+//! Database connection, the unit of work every change runs in, and the one writer.
 //!
 //! A [`UnitOfWork`] is a transaction plus the events the change will publish. Events are
 //! published only after the commit succeeds: a rolled-back change is never seen by a
 //! subscriber. This is the one place where mutations publish.
+//!
+//! Every change goes through the [`Writer`]: one task that owns the write transaction and
+//! commits the changes waiting at one moment together (group commit). Each change runs in a
+//! savepoint of its own (its failure undoes only it), is answered only after the transaction
+//! that holds it committed, and publishes its own events. Writers never queue on SQLite's
+//! write lock (whose busy handler sleeps), and a batch writes its pages once.
 
 use std::time::Duration;
 
@@ -12,7 +18,11 @@ use sea_orm::{
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
-use crate::error::AppResult;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventBus};
 
 /// Connects (SQLite: WAL, busy timeout, foreign keys) and runs pending migrations.
@@ -102,5 +112,239 @@ impl UnitOfWork {
         })
         .await
         .map_err(|e| crate::error::AppError::Internal(format!("commit task failed: {e}")))?
+    }
+}
+
+/// Most changes committed in one transaction.
+const MAX_BATCH: usize = 64;
+/// Changes that may wait for the writer before callers wait to hand theirs over.
+const QUEUE: usize = 1024;
+
+/// A change handed to the writer: run it in a unit of work, later hear whether it committed.
+trait Job: Send {
+    /// Runs the change; true when it succeeded (and its savepoint may be released).
+    fn run<'a>(&'a mut self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, bool>;
+    /// Answers the caller once the transaction holding the change committed (or did not).
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+/// A change returning `T`, and where its answer goes.
+struct Change<T, F> {
+    work: Option<F>,
+    outcome: Option<AppResult<T>>,
+    reply: oneshot::Sender<AppResult<T>>,
+}
+
+impl<T, F> Job for Change<T, F>
+where
+    T: Send + 'static,
+    F: for<'a> FnOnce(&'a mut UnitOfWork) -> BoxFuture<'a, AppResult<T>> + Send + 'static,
+{
+    fn run<'a>(&'a mut self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let Some(work) = self.work.take() else { return false };
+            let outcome = work(uow).await;
+            let ok = outcome.is_ok();
+            self.outcome = Some(outcome);
+            ok
+        })
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        let answer = match (self.outcome, committed) {
+            (Some(Ok(_)), Err(why)) => Err(AppError::Internal(format!("committing the change: {why}"))),
+            (Some(outcome), _) => outcome,
+            (None, _) => Err(AppError::Internal("the change stopped before it finished".into())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The one writer of the database (see the module docs). Cloning it is cheap.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    db: DatabaseConnection,
+    /// Transactions committed so far (each holds one or more changes).
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Writer {
+    /// Starts the writer over `db`; events of committed changes go to `bus`. It stops once
+    /// every clone is dropped, after the changes already handed over.
+    pub fn start(db: DatabaseConnection, bus: EventBus) -> Writer {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let commits = std::sync::Arc::default();
+        tokio::spawn(write_loop(db.clone(), bus, queue, std::sync::Arc::clone(&commits)));
+        Writer { jobs, db, commits }
+    }
+
+    /// Write transactions committed so far (fewer than the changes, under load).
+    pub fn transactions(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The database, for reads.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs `work` as one change and answers once it committed. `work` runs inside the
+    /// writer's transaction: it must not wait on anything slow (hash a password before, not
+    /// in it). If the caller goes away, a change already handed over still commits and
+    /// publishes.
+    pub async fn run<T, F>(&self, work: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut UnitOfWork) -> BoxFuture<'a, AppResult<T>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Change { work: Some(work), outcome: None, reply });
+        self.jobs.send(job).await.map_err(|_| AppError::Internal("the database writer has stopped".into()))?;
+        answer.await.map_err(|_| AppError::Internal("the database writer dropped the change".into()))?
+    }
+}
+
+async fn write_loop(
+    db: DatabaseConnection,
+    bus: EventBus,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if commit_batch(&db, &bus, std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH))).await {
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction, each in a savepoint when there are several; commits;
+/// publishes the events of the changes that succeeded, in order; answers every caller. True
+/// when a transaction committed.
+async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, mut jobs: Vec<Box<dyn Job>>) -> bool {
+    let mut outer = match UnitOfWork::begin(db).await {
+        Ok(uow) => uow,
+        Err(e) => {
+            let why = e.to_string();
+            tracing::error!(error = %why, "cannot open the write transaction");
+            for job in jobs {
+                job.finish(Err(why.clone()));
+            }
+            return false;
+        }
+    };
+    if jobs.len() == 1 {
+        // Alone, a change needs no savepoint: the transaction is its own.
+        let ok = run_guarded(jobs[0].as_mut(), &mut outer).await;
+        let committed = if ok {
+            let UnitOfWork { txn, events, .. } = outer;
+            match txn.commit().await {
+                Ok(()) => {
+                    events.into_iter().for_each(|event| bus.publish(event));
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        } else {
+            let _ = outer.txn.rollback().await;
+            Ok(())
+        };
+        jobs.pop().into_iter().for_each(|job| job.finish(committed.clone()));
+        return ok;
+    }
+    let mut events = Vec::new();
+    for job in &mut jobs {
+        let savepoint = match outer.txn.begin().await {
+            Ok(txn) => txn,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open a savepoint");
+                continue;
+            }
+        };
+        let mut uow = UnitOfWork { txn: savepoint, events: Vec::new(), activity_lock_taken: false };
+        if run_guarded(job.as_mut(), &mut uow).await {
+            let UnitOfWork { txn, events: made, .. } = uow;
+            match txn.commit().await {
+                Ok(()) => events.extend(made),
+                Err(e) => tracing::error!(error = %e, "cannot release a savepoint"),
+            }
+        } else {
+            let _ = uow.txn.rollback().await;
+        }
+    }
+    let committed = match outer.txn.commit().await {
+        Ok(()) => {
+            events.into_iter().for_each(|event| bus.publish(event));
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot commit a batch of changes");
+            Err(e.to_string())
+        }
+    };
+    let ok = committed.is_ok();
+    for job in jobs {
+        job.finish(committed.clone());
+    }
+    ok
+}
+
+/// Runs one change; a panic in it fails that change only.
+async fn run_guarded(job: &mut dyn Job, uow: &mut UnitOfWork) -> bool {
+    match std::panic::AssertUnwindSafe(job.run(uow)).catch_unwind().await {
+        Ok(ok) => ok,
+        Err(_) => {
+            tracing::error!("a change panicked; it is rolled back");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::activity;
+    use crate::feed::service::{ActivityKind, NewActivity, log_activity};
+    use sea_orm::{EntityTrait, PaginatorTrait};
+
+    /// A change logging one activity named `action`; fails after writing when `fail`.
+    async fn change(writer: &Writer, action: String, fail: bool) -> AppResult<i64> {
+        writer
+            .run(move |uow| {
+                Box::pin(async move {
+                    let row = log_activity(uow, NewActivity::new(ActivityKind::System, "t", &action)).await?;
+                    if fail {
+                        return Err(AppError::invalid("x", "refused after writing"));
+                    }
+                    Ok(row.id)
+                })
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn waiting_changes_commit_together_and_a_failed_one_leaves_nothing() {
+        let db = connect("sqlite::memory:", 1).await.unwrap();
+        let bus = EventBus::default();
+        let mut events = bus.subscribe();
+        let writer = Writer::start(db.clone(), bus);
+        let changes = (0..50).map(|i| change(&writer, format!("a{i}"), i == 7));
+        let answers = futures_util::future::join_all(changes).await;
+        assert!(answers[7].as_ref().is_err_and(|e| e.to_string().contains("refused after writing")));
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 49);
+        assert!(writer.transactions() < 50, "{} transactions for 50 changes", writer.transactions());
+        assert_eq!(activity::Entity::find().count(&db).await.unwrap(), 49, "the failed change's row is gone");
+        let mut published = 0;
+        while let Ok(event) = events.try_recv() {
+            if let Event::Activity(row) = event {
+                assert_ne!(row.action, "a7", "no event for the failed change");
+                published += 1;
+            }
+        }
+        assert_eq!(published, 49);
+        // Alone, a failing change is rolled back too.
+        assert!(change(&writer, "alone".into(), true).await.is_err());
+        assert_eq!(activity::Entity::find().count(&db).await.unwrap(), 49);
     }
 }

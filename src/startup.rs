@@ -12,8 +12,10 @@ use tokio::net::TcpListener;
 use crate::agents::runtime::AgentRuntime;
 use crate::agents::{AgentHub, RuntimeChoice, RuntimeKind};
 pub use crate::auth::AuthState;
+use crate::auth::users::Directory;
 use crate::auth::{PasswordCheck, TokenService};
 use crate::config::Config;
+use crate::db::Writer;
 use crate::events::EventBus;
 use crate::limits::RateLimits;
 use crate::loaders::DbLoader;
@@ -30,6 +32,12 @@ impl axum::extract::FromRef<AppState> for Arc<AuthState> {
 impl axum::extract::FromRef<AppState> for DatabaseConnection {
     fn from_ref(state: &AppState) -> Self {
         state.db.clone()
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Writer {
+    fn from_ref(state: &AppState) -> Self {
+        state.writer.clone()
     }
 }
 
@@ -61,6 +69,8 @@ pub struct Limits {
 pub struct AppState {
     pub schema: AppSchema,
     pub db: DatabaseConnection,
+    /// Every change goes through it.
+    pub writer: Writer,
     pub bus: EventBus,
     pub hub: Arc<AgentHub>,
     pub auth: Arc<AuthState>,
@@ -127,22 +137,28 @@ fn auth_state(config: &Config) -> Result<AuthState, StartupError> {
 /// How often accounts are re-read, so changes made on another instance apply here too.
 const ACCOUNTS_REFRESH: Duration = Duration::from_secs(2);
 
-/// How often the API keys' last uses are written (in one batch).
+/// How often the API keys' last uses are written (in one batch) and expired revocations go.
 const KEY_USES_FLUSH: Duration = Duration::from_secs(10);
 
-/// Keeps the account directory in step with the database until shutdown, and writes when the
-/// API keys were last used every few seconds and at shutdown.
-async fn refresh_accounts(
-    directory: Arc<crate::auth::users::Directory>,
-    db: DatabaseConnection,
-    mut stop: shutdown::Signal,
-) {
+/// Keeps the account directory in step with the database until shutdown; every few seconds
+/// and at shutdown, writes when the API keys were last used and drops expired revocations.
+async fn refresh_accounts(directory: Arc<Directory>, changes: Writer, mut stop: shutdown::Signal) {
+    let db = changes.db().clone();
     let mut tick = tokio::time::interval(ACCOUNTS_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(KEY_USES_FLUSH);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let flush_uses = async |directory: &crate::auth::users::Directory| {
-        if let Err(e) = directory.keys.flush_uses(&db).await {
+    let flush_uses = async |directory: &Arc<Directory>| {
+        let directory = Arc::clone(directory);
+        let written = changes
+            .run(move |uow| {
+                Box::pin(async move {
+                    Directory::prune_revoked(uow.txn()).await?;
+                    directory.keys.flush_uses(uow.txn()).await
+                })
+            })
+            .await;
+        if let Err(e) = written {
             tracing::warn!(error = %e, "cannot write when API keys were last used; retrying later");
         }
     };
@@ -192,7 +208,7 @@ async fn agent_hub(
     runtime: Option<Arc<dyn AgentRuntime>>,
     redis: Option<&crate::redis_bus::Redis>,
     instance: &str,
-    db: &DatabaseConnection,
+    writer: &Writer,
     bus: &EventBus,
 ) -> Result<Arc<AgentHub>, StartupError> {
     let runtime = match runtime {
@@ -208,10 +224,10 @@ async fn agent_hub(
         ))),
         None => crate::agents::Leadership::Always,
     };
-    let hub = Arc::new(AgentHub::new(runtime, bus.clone(), db.clone()).with_leadership(leadership));
+    let hub = Arc::new(AgentHub::new(runtime, bus.clone(), writer.clone()).with_leadership(leadership));
     hub.poll_once().await;
     if config.demo {
-        crate::agents::demo::seed(&hub, db, bus).await.map_err(|e| StartupError::Runtime(e.to_string()))?;
+        crate::agents::demo::seed(&hub, bus).await.map_err(|e| StartupError::Runtime(e.to_string()))?;
     }
     Ok(hub)
 }
@@ -219,10 +235,10 @@ async fn agent_hub(
 /// The schema with its limits and the data resolvers share.
 fn schema(
     config: &Config,
-    db: &DatabaseConnection,
+    writer: &Writer,
     bus: &EventBus,
     hub: &Arc<AgentHub>,
-    directory: &Arc<crate::auth::users::Directory>,
+    directory: &Arc<Directory>,
 ) -> AppSchema {
     let mut builder = schema::build_with(schema::QueryLimits {
         max_aliases: config.max_aliases,
@@ -234,8 +250,9 @@ fn schema(
         max_fields: config.max_query_fields,
         max_directives: config.max_directives,
     })
-    .data(db.clone())
-    .data(DataLoader::new(DbLoader { db: db.clone() }, tokio::spawn))
+    .data(writer.db().clone())
+    .data(writer.clone())
+    .data(DataLoader::new(DbLoader { db: writer.db().clone() }, tokio::spawn))
     .data(bus.clone())
     .data(Arc::clone(hub))
     .data(Arc::clone(hub) as Arc<dyn crate::feed::LiveAgents>)
@@ -305,20 +322,22 @@ impl App {
         let instance = uuid::Uuid::new_v4().to_string();
         let stop = shutdown::channel();
         auth.directory.refresh(&db).await.map_err(|e| StartupError::Runtime(format!("reading accounts: {e}")))?;
-        tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), db.clone(), stop.1.clone()));
-        if let Some(keep) = config.audit_retention {
-            tokio::spawn(crate::audit::prune_forever(db.clone(), keep, stop.1.clone()));
-        }
         let redis = redis(&config).await?;
         let bus = event_bus(redis.as_ref(), &stop.1);
         tracing::info!(event_bus = bus.transport_name(), instance = %instance, "event bus");
-        let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &db, &bus).await?;
-        let schema = schema(&config, &db, &bus, &hub, &auth.directory);
+        let writer = Writer::start(db.clone(), bus.clone());
+        tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), writer.clone(), stop.1.clone()));
+        if let Some(keep) = config.audit_retention {
+            tokio::spawn(crate::audit::prune_forever(writer.clone(), keep, stop.1.clone()));
+        }
+        let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &writer, &bus).await?;
+        let schema = schema(&config, &writer, &bus, &hub, &auth.directory);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let state = AppState {
             schema,
             db,
+            writer,
             bus,
             hub,
             auth: Arc::new(auth),
@@ -360,7 +379,6 @@ impl App {
             let s = &self.state;
             tokio::spawn(crate::agents::demo::keep_alive(
                 Arc::clone(&s.hub),
-                s.db.clone(),
                 s.bus.clone(),
                 Duration::from_secs(15),
                 signal.clone(),

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
-
 use super::AgentHub;
 use crate::auth::Actor;
 use crate::error::AppResult;
@@ -12,7 +10,7 @@ use crate::tasks::commands::{self as tasks, NewTask};
 use crate::tasks::types::{TaskPriority, TaskStatus};
 
 /// Spawns three simulated agents and creates a few tasks assigned to them.
-pub async fn seed(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus) -> AppResult<()> {
+pub async fn seed(hub: &Arc<AgentHub>, bus: &EventBus) -> AppResult<()> {
     let demo = Actor::system();
     let samples = [
         ("researcher", "Survey vector databases for the memory feature", TaskStatus::InProgress, TaskPriority::High),
@@ -20,10 +18,9 @@ pub async fn seed(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus) 
         ("writer", "Draft release notes for 0.1", TaskStatus::Todo, TaskPriority::Low),
     ];
     for (label, title, status, priority) in samples {
-        let agent = super::service::spawn(hub, db, bus, &demo, label, title).await?;
+        let agent = super::service::spawn(hub, bus, &demo, label, title).await?;
         tasks::create(
-            db,
-            bus,
+            hub.writer(),
             &demo,
             NewTask {
                 title: title.to_owned(),
@@ -42,17 +39,16 @@ pub async fn seed(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus) 
 }
 
 /// Sends one sample agent a new message, so the demo board keeps changing.
-pub async fn nudge_once(hub: &Arc<AgentHub>, db: &DatabaseConnection, bus: &EventBus, round: usize) -> AppResult<()> {
+pub async fn nudge_once(hub: &Arc<AgentHub>, bus: &EventBus, round: usize) -> AppResult<()> {
     let agents = hub.snapshot();
     let Some(agent) = agents.get(round % agents.len().max(1)) else { return Ok(()) };
     let message = ["Any progress?", "Please double-check the numbers.", "Summarise what you found."][round % 3];
-    super::service::send(hub, db, bus, &Actor::system(), &agent.id, message).await
+    super::service::send(hub, bus, &Actor::system(), &agent.id, message).await
 }
 
 /// `--demo`: nudges an agent every `every` until `shutdown`.
 pub async fn keep_alive(
     hub: Arc<AgentHub>,
-    db: DatabaseConnection,
     bus: EventBus,
     every: std::time::Duration,
     mut shutdown: crate::shutdown::Signal,
@@ -63,7 +59,7 @@ pub async fn keep_alive(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait() => return,
         }
-        if let Err(err) = nudge_once(&hub, &db, &bus, round).await {
+        if let Err(err) = nudge_once(&hub, &bus, round).await {
             tracing::warn!(error = %err, "demo nudge failed");
         }
         round += 1;

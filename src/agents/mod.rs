@@ -21,10 +21,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
 use tokio::sync::Mutex;
 
-use crate::db::UnitOfWork;
+use crate::db::Writer;
 use crate::events::{AgentsChange, Event, EventBus};
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
 use runtime::{AgentInfo, AgentRuntime, AgentState};
@@ -57,7 +56,7 @@ pub struct AgentHub {
     pending: RwLock<HashMap<String, AgentInfo>>,
     poll: Mutex<PollState>,
     bus: EventBus,
-    db: DatabaseConnection,
+    writer: Writer,
     leadership: Leadership,
     leader: std::sync::atomic::AtomicBool,
     approvals: approvals::Approvals,
@@ -65,14 +64,14 @@ pub struct AgentHub {
 
 impl AgentHub {
     /// A hub over `runtime`, publishing to `bus`, logging activities to `db`.
-    pub fn new(runtime: Arc<dyn AgentRuntime>, bus: EventBus, db: DatabaseConnection) -> Self {
+    pub fn new(runtime: Arc<dyn AgentRuntime>, bus: EventBus, writer: Writer) -> Self {
         AgentHub {
             runtime,
             snapshot: RwLock::new(Arc::new(Vec::new())),
             pending: RwLock::new(HashMap::new()),
             poll: Mutex::new(PollState::default()),
             bus,
-            db,
+            writer,
             leadership: Leadership::Always,
             leader: std::sync::atomic::AtomicBool::new(true),
             approvals: approvals::Approvals::default(),
@@ -154,6 +153,11 @@ impl AgentHub {
         if let Ok(mut snapshot) = self.snapshot.write() {
             *snapshot = Arc::clone(agents);
         }
+    }
+
+    /// The writer agent actions are logged through.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     /// The runtime in use.
@@ -256,20 +260,25 @@ impl AgentHub {
         if ended.is_empty() {
             return;
         }
-        let result: crate::error::AppResult<()> = async {
-            let mut uow = UnitOfWork::begin(&self.db).await?;
-            for (agent, action) in ended {
-                log_activity(
-                    &mut uow,
-                    NewActivity::new(ActivityKind::Agent, "system", action)
-                        .target("agent", &agent.id)
-                        .metadata(serde_json::json!({ "label": agent.label })),
-                )
-                .await?;
-            }
-            uow.commit(&self.bus).await
-        }
-        .await;
+        let activities: Vec<NewActivity> = ended
+            .into_iter()
+            .map(|(agent, action)| {
+                NewActivity::new(ActivityKind::Agent, "system", action)
+                    .target("agent", &agent.id)
+                    .metadata(serde_json::json!({ "label": agent.label }))
+            })
+            .collect();
+        let result = self
+            .writer
+            .run(move |uow| {
+                Box::pin(async move {
+                    for activity in activities {
+                        log_activity(uow, activity).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
         if let Err(err) = result {
             tracing::error!(error = %err, "could not log agent transitions");
         }
@@ -518,7 +527,7 @@ mod tests {
     async fn the_poller_runs_on_its_interval_and_when_the_runtime_signals() {
         let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
         let runtime = Arc::new(Counting { lists: AtomicUsize::new(0), changed: Arc::new(Notify::new()) });
-        let hub = Arc::new(AgentHub::new(runtime.clone(), EventBus::default(), db));
+        let hub = Arc::new(AgentHub::new(runtime.clone(), EventBus::default(), Writer::start(db, EventBus::default())));
         tokio::time::pause();
         let (trigger, signal) = crate::shutdown::channel();
         let poller = tokio::spawn(Arc::clone(&hub).run_until_stopped(Duration::from_secs(5), signal));

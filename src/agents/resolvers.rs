@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, ResultExt, Subscription};
 use futures_util::Stream;
-use sea_orm::DatabaseConnection;
 
 use super::AgentHub;
 use super::runtime::Decision;
@@ -57,21 +56,21 @@ impl AgentMutation {
     /// Starts an agent with `task` as its first message; returns it at once (RUNNING).
     async fn spawn_agent(&self, ctx: &Context<'_>, input: SpawnAgentInput) -> async_graphql::Result<Agent> {
         let who = writer(ctx).extend()?;
-        let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        let agent = service::spawn(hub, db, bus, &who.actor(), &input.label, &input.task).await.extend()?;
+        let (hub, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<EventBus>()?);
+        let agent = service::spawn(hub, bus, &who.actor(), &input.label, &input.task).await.extend()?;
         Ok(Agent(agent))
     }
 
     async fn kill_agent(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Agent> {
         let who = writer(ctx).extend()?;
-        let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        Ok(Agent(service::kill(hub, db, bus, &who.actor(), &id).await.extend()?))
+        let (hub, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<EventBus>()?);
+        Ok(Agent(service::kill(hub, bus, &who.actor(), &id).await.extend()?))
     }
 
     async fn send_agent_message(&self, ctx: &Context<'_>, id: ID, message: String) -> async_graphql::Result<bool> {
         let who = writer(ctx).extend()?;
-        let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        service::send(hub, db, bus, &who.actor(), &id, &message).await.extend()?;
+        let (hub, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<EventBus>()?);
+        service::send(hub, bus, &who.actor(), &id, &message).await.extend()?;
         Ok(true)
     }
 
@@ -84,8 +83,8 @@ impl AgentMutation {
         decision: Decision,
     ) -> async_graphql::Result<ExecApproval> {
         let who = writer(ctx).extend()?;
-        let (hub, db, bus) = (ctx.data::<Arc<AgentHub>>()?, ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        let approval = service::resolve_approval(hub, db, bus, &who.actor(), &id, decision).await.extend()?;
+        let hub = ctx.data::<Arc<AgentHub>>()?;
+        let approval = service::resolve_approval(hub, &who.actor(), &id, decision).await.extend()?;
         Ok(ExecApproval(approval))
     }
 
@@ -96,10 +95,8 @@ impl AgentMutation {
         input: RecordMetricsInput,
     ) -> async_graphql::Result<AgentMetric> {
         let who = writer(ctx).extend()?;
-        let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
         let row = service::record_metrics(
-            db,
-            bus,
+            ctx.data::<crate::db::Writer>()?,
             &who.actor(),
             &agent_id,
             input.session_id,

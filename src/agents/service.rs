@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::AgentHub;
 use super::runtime::{AgentInfo, AgentState, Approval, Decision, RunOutcome, SpawnRequest, Usage};
 use crate::audit::{self, Change};
 use crate::auth::Actor;
-use crate::db::UnitOfWork;
+use crate::db::{UnitOfWork, Writer};
 use crate::entity::{agent_metric, task};
 use crate::error::{AppError, AppResult};
 use crate::events::{AgentAction, Event, EventBus};
@@ -127,23 +127,21 @@ fn known_agent(hub: &AgentHub, id: &str) -> AppResult<AgentInfo> {
 }
 
 /// Logs `actor`'s action on an agent: its activity and its audit entry, in one transaction.
-async fn log(
-    db: &DatabaseConnection,
-    bus: &EventBus,
-    actor: &Actor,
-    activity: NewActivity,
-    change: Change,
-) -> AppResult<()> {
-    let mut uow = UnitOfWork::begin(db).await?;
-    log_activity(&mut uow, activity).await?;
-    audit::record(uow.txn(), actor, change).await?;
-    uow.commit(bus).await
+async fn log(writer: &Writer, actor: &Actor, activity: NewActivity, change: Change) -> AppResult<()> {
+    let actor = actor.clone();
+    writer
+        .run(move |uow| {
+            Box::pin(async move {
+                log_activity(uow, activity).await?;
+                audit::record(uow.txn(), &actor, change).await
+            })
+        })
+        .await
 }
 
 /// Spawns `agent:main:subagent:<uuid>` with `task` as its first message; follows its run.
 pub async fn spawn(
     hub: &Arc<AgentHub>,
-    db: &DatabaseConnection,
     bus: &EventBus,
     actor: &Actor,
     label: &str,
@@ -173,7 +171,7 @@ pub async fn spawn(
         .target("agent", &key)
         .metadata(serde_json::json!({ "label": label, "runId": run.run_id }));
     let after = serde_json::json!({ "label": label, "task": task, "runId": run.run_id });
-    log(db, bus, actor, activity, Change::new("agent.spawn").target("agent", &key).after(after)).await?;
+    log(hub.writer(), actor, activity, Change::new("agent.spawn").target("agent", &key).after(after)).await?;
     follow_up(hub, bus, AgentAction::RunStarted { session_key: key.clone(), run_id: run.run_id });
     Ok(hub.get(&key).unwrap_or(agent))
 }
@@ -225,14 +223,7 @@ pub fn follow_run(hub: Arc<AgentHub>, run_id: String) {
 }
 
 /// Sends `message` to agent `id`.
-pub async fn send(
-    hub: &Arc<AgentHub>,
-    db: &DatabaseConnection,
-    bus: &EventBus,
-    actor: &Actor,
-    id: &str,
-    message: &str,
-) -> AppResult<()> {
+pub async fn send(hub: &Arc<AgentHub>, bus: &EventBus, actor: &Actor, id: &str, message: &str) -> AppResult<()> {
     validate_text("message", message, MAX_MESSAGE)?;
     known_agent(hub, id)?;
     let run = hub.runtime().send(id, message).await?;
@@ -240,20 +231,14 @@ pub async fn send(
         .target("agent", id)
         .metadata(serde_json::json!({ "runId": run.run_id, "length": message.chars().count() }));
     let after = serde_json::json!({ "message": message, "runId": run.run_id });
-    log(db, bus, actor, activity, Change::new("agent.message").target("agent", id).after(after)).await?;
+    log(hub.writer(), actor, activity, Change::new("agent.message").target("agent", id).after(after)).await?;
     follow_up(hub, bus, AgentAction::RunStarted { session_key: id.to_owned(), run_id: run.run_id });
     hub.poll_once().await;
     Ok(())
 }
 
 /// Kills agent `id`; returns it as it stands after the kill.
-pub async fn kill(
-    hub: &Arc<AgentHub>,
-    db: &DatabaseConnection,
-    bus: &EventBus,
-    actor: &Actor,
-    id: &str,
-) -> AppResult<AgentInfo> {
+pub async fn kill(hub: &Arc<AgentHub>, bus: &EventBus, actor: &Actor, id: &str) -> AppResult<AgentInfo> {
     let before = known_agent(hub, id)?;
     hub.runtime().kill(id).await?;
     let activity = NewActivity::new(ActivityKind::Agent, &actor.name, "killed").target("agent", id);
@@ -261,7 +246,7 @@ pub async fn kill(
         .target("agent", id)
         .before(serde_json::json!({ "status": before.status }))
         .after(serde_json::json!({ "status": AgentState::Killed }));
-    log(db, bus, actor, activity, change).await?;
+    log(hub.writer(), actor, activity, change).await?;
     follow_up(hub, bus, AgentAction::Killed { session_key: id.to_owned() });
     hub.poll_once().await;
     Ok(hub.get(id).unwrap_or(AgentInfo { status: AgentState::Killed, ..before }))
@@ -270,8 +255,7 @@ pub async fn kill(
 /// Records a metrics sample for agent `agent_id` (which need not be known to the runtime).
 #[allow(clippy::too_many_arguments)]
 pub async fn record_metrics(
-    db: &DatabaseConnection,
-    bus: &EventBus,
+    writer: &Writer,
     actor: &Actor,
     agent_id: &str,
     session_id: Option<String>,
@@ -302,7 +286,27 @@ pub async fn record_metrics(
         }
         c => c.unwrap_or(0.0),
     };
-    let mut uow = UnitOfWork::begin(db).await?;
+    let (actor, agent_id) = (actor.clone(), agent_id.to_owned());
+    writer
+        .run(move |uow| {
+            Box::pin(async move {
+                insert_metrics(uow, &actor, &agent_id, session_id, tokens, cost, runtime_seconds, tasks_completed).await
+            })
+        })
+        .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_metrics(
+    uow: &mut UnitOfWork,
+    actor: &Actor,
+    agent_id: &str,
+    session_id: Option<String>,
+    tokens: i64,
+    cost: f64,
+    runtime_seconds: i64,
+    tasks_completed: i64,
+) -> AppResult<agent_metric::Model> {
     let row = agent_metric::ActiveModel {
         agent_id: Set(agent_id.to_owned()),
         session_id: Set(session_id),
@@ -316,7 +320,7 @@ pub async fn record_metrics(
     .insert(uow.txn())
     .await?;
     log_activity(
-        &mut uow,
+        uow,
         NewActivity::new(ActivityKind::Agent, &actor.name, "metrics_recorded")
             .target("agent", agent_id)
             .metadata(serde_json::json!({ "tokens": tokens, "cost": cost })),
@@ -330,19 +334,11 @@ pub async fn record_metrics(
         "tasksCompleted": tasks_completed,
     });
     audit::record(uow.txn(), actor, Change::new("metrics.record").target("agent", agent_id).after(after)).await?;
-    uow.commit(bus).await?;
     Ok(row)
 }
 
 /// Passes `actor`'s decision on approval `id` to the gateway; records who decided in the feed.
-pub async fn resolve_approval(
-    hub: &Arc<AgentHub>,
-    db: &DatabaseConnection,
-    bus: &EventBus,
-    actor: &Actor,
-    id: &str,
-    decision: Decision,
-) -> AppResult<Approval> {
+pub async fn resolve_approval(hub: &Arc<AgentHub>, actor: &Actor, id: &str, decision: Decision) -> AppResult<Approval> {
     validate::max_len("id", id, validate::MAX_NAME)?;
     let known = hub.approvals().get(id).ok_or_else(|| AppError::NotFound(format!("unknown approval {id}")))?;
     if known.status != ApprovalState::Pending {
@@ -367,6 +363,6 @@ pub async fn resolve_approval(
         .target("approval", id)
         .before(serde_json::json!({ "status": known.status }))
         .after(serde_json::json!({ "status": merged.status, "decision": decision.wire(), "command": merged.command }));
-    log(db, bus, actor, activity, change).await?;
+    log(hub.writer(), actor, activity, change).await?;
     Ok(merged)
 }

@@ -135,15 +135,11 @@ pub async fn prune(db: &impl ConnectionTrait, keep: std::time::Duration) -> AppR
 }
 
 /// Prunes every hour until shutdown (every instance may: a prune is idempotent).
-pub async fn prune_forever(
-    db: sea_orm::DatabaseConnection,
-    keep: std::time::Duration,
-    mut stop: crate::shutdown::Signal,
-) {
+pub async fn prune_forever(changes: crate::db::Writer, keep: std::time::Duration, mut stop: crate::shutdown::Signal) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
-            _ = tick.tick() => match prune(&db, keep).await {
+            _ = tick.tick() => match changes.run(move |uow| Box::pin(async move { prune(uow.txn(), keep).await })).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(entries = n, "pruned the audit log"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),

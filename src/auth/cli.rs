@@ -40,8 +40,9 @@ pub async fn run(
             let password = password.trim_end_matches(['\n', '\r']);
             // The server's own change, audited in the same transaction.
             let created = async {
+                let hash = users::new_password(password).await?;
                 let txn = db.begin().await?;
-                let row = users::create(&txn, username, password, role).await?;
+                let row = users::create(&txn, username, hash, role).await?;
                 let change = Change::new("user.create").target("user", &row.id).after(users::audited(&row));
                 audit::record(&txn, &Actor::system(), change).await?;
                 txn.commit().await?;

@@ -10,10 +10,9 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use sea_orm::TransactionTrait;
-
 use super::{Actor, AuthState, Credential, Credentials, PasswordCheck, Role, users};
 use crate::audit::{self, Change};
+use crate::db::Writer;
 use crate::error::AppError;
 use crate::limits::RateLimits;
 
@@ -43,7 +42,7 @@ fn too_many(wait: std::time::Duration) -> axum::response::Response {
 pub async fn login(
     State(auth): State<Arc<AuthState>>,
     State(rate): State<Arc<RateLimits>>,
-    State(db): State<sea_orm::DatabaseConnection>,
+    State(changes): State<Writer>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
@@ -71,10 +70,13 @@ pub async fn login(
         None if auth.viewer_password.as_ref().is_some_and(|check| check.verify(&body.password)) => {
             ("viewer".to_owned(), Role::Viewer, None)
         }
-        None => return Err(refused(&db, &who(&claimed)).await),
+        None => return Err(refused(&changes, who(&claimed)).await),
         Some(name) => {
-            let account =
-                if name.chars().count() <= users::MAX_USERNAME { users::by_username(&db, name).await? } else { None };
+            let account = if name.chars().count() <= users::MAX_USERNAME {
+                users::by_username(changes.db(), name).await?
+            } else {
+                None
+            };
             // Unknown, disabled or wrong: one answer, after the same hashing work.
             let hash = account.as_ref().map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
             let attempt = body.password.clone();
@@ -84,29 +86,37 @@ pub async fn login(
                 Some(account) if matches && !account.disabled => {
                     (account.username.clone(), users::role_of(&account), Some(account.id))
                 }
-                _ => return Err(refused(&db, &who(&claimed)).await),
+                _ => return Err(refused(&changes, who(&claimed)).await),
             }
         }
     };
     let (token, expires) = auth.tokens.issue_for(&subject, role, uid.as_deref(), Utc::now())?;
-    let txn = db.begin().await?;
-    if let Some(id) = &uid {
-        users::record_login(&txn, id).await?;
-    }
     let mut change = Change::new("auth.login").after(json!({ "role": role.as_str().to_ascii_uppercase() }));
     if let Some(id) = &uid {
         change = change.target("user", id);
     }
-    audit::record(&txn, &who(&subject), change).await?;
-    txn.commit().await?;
+    let (actor, account) = (who(&subject), uid.clone());
+    changes
+        .run(move |uow| {
+            Box::pin(async move {
+                if let Some(id) = &account {
+                    users::record_login(uow.txn(), id).await?;
+                }
+                audit::record(uow.txn(), &actor, change).await
+            })
+        })
+        .await?;
     tracing::info!(client = %client, subject = %subject, role = role.as_str(), "login");
     Ok(Json(json!({ "token": token, "expiresAt": rfc3339(expires) })).into_response())
 }
 
 /// The answer to a failed login, once it is audited (the answer is the same if that fails).
-async fn refused(db: &sea_orm::DatabaseConnection, who: &Actor) -> AppError {
+async fn refused(changes: &Writer, who: Actor) -> AppError {
     tracing::warn!(client = who.client.as_deref().unwrap_or("-"), username = %who.name, "login failed");
-    if let Err(e) = audit::record(db, who, Change::new("auth.login_failed")).await {
+    let audited = changes
+        .run(move |uow| Box::pin(async move { audit::record(uow.txn(), &who, Change::new("auth.login_failed")).await }))
+        .await;
+    if let Err(e) = audited {
         tracing::error!(error = %e, "cannot audit a failed login");
     }
     AppError::Unauthenticated("invalid credentials".into())
@@ -123,7 +133,7 @@ fn dummy_hash() -> &'static str {
 pub async fn logout(
     State(auth): State<Arc<AuthState>>,
     State(rate): State<Arc<RateLimits>>,
-    State(db): State<sea_orm::DatabaseConnection>,
+    State(changes): State<Writer>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
@@ -131,11 +141,16 @@ pub async fn logout(
     let Credential::Token { jti, .. } = &viewer.credential else {
         return Err(AppError::invalid("authorization", "an API key is not logged out: revoke it with revokeApiKey"));
     };
-    let txn = db.begin().await?;
-    let expires_at = viewer.expires_at.unwrap_or(i64::MAX);
-    auth.directory.revoke(&txn, jti, expires_at).await?;
-    audit::record(&txn, &viewer.actor(), Change::new("auth.logout")).await?;
-    txn.commit().await?;
+    let (jti, expires_at, actor) = (jti.clone(), viewer.expires_at.unwrap_or(i64::MAX), viewer.actor());
+    let directory = Arc::clone(&auth.directory);
+    changes
+        .run(move |uow| {
+            Box::pin(async move {
+                directory.revoke(uow.txn(), &jti, expires_at).await?;
+                audit::record(uow.txn(), &actor, Change::new("auth.logout")).await
+            })
+        })
+        .await?;
     tracing::info!(subject = %viewer.subject, "logout");
     Ok(Json(json!({ "ok": true })))
 }

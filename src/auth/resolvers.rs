@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, Object, ResultExt, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
+use futures_util::future::BoxFuture;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::users::{self, Directory, UserChanges};
 use super::{ActorKind, Role, keys, viewer};
 use crate::audit::{self, Change};
-use crate::db::UnitOfWork;
+use crate::db::Writer;
 use crate::entity::{api_key, user};
-use crate::events::EventBus;
+use crate::error::AppResult;
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
 use crate::time::from_millis;
 
@@ -164,27 +165,34 @@ struct Done<T> {
     audit: Change,
 }
 
-/// Runs `change`, then logs its activity and audit entry, all in one transaction; re-reads the
-/// directory after the commit.
-async fn logged<T>(
-    ctx: &Context<'_>,
-    change: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> crate::error::AppResult<Done<T>>,
-) -> async_graphql::Result<T> {
+/// Runs `change`, then logs its activity and audit entry, all in one change through the
+/// writer; re-reads the directory after the commit.
+async fn logged<T, F>(ctx: &Context<'_>, change: F) -> async_graphql::Result<T>
+where
+    T: Send + 'static,
+    F: for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, AppResult<Done<T>>> + Send + 'static,
+{
     let who = viewer(ctx).extend()?;
-    let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-    let directory = ctx.data::<Arc<Directory>>()?;
-    let mut uow = UnitOfWork::begin(db).await.extend()?;
-    let done = change(uow.txn()).await.extend()?;
-    let (kind, id) = done.target;
-    let activity = NewActivity::new(ActivityKind::System, &who.subject, done.activity)
-        .target(kind, &id)
-        .metadata(serde_json::json!({ "name": done.name }));
-    log_activity(&mut uow, activity).await.extend()?;
-    audit::record(uow.txn(), &who.actor(), done.audit.target(kind, &id)).await.extend()?;
-    uow.commit(bus).await.extend()?;
+    let (changes, directory) = (ctx.data::<Writer>()?, ctx.data::<Arc<Directory>>()?);
+    let actor = who.actor();
+    let value = changes
+        .run(move |uow| {
+            Box::pin(async move {
+                let done = change(uow.txn()).await?;
+                let (kind, id) = done.target;
+                let activity = NewActivity::new(ActivityKind::System, &actor.name, done.activity)
+                    .target(kind, &id)
+                    .metadata(serde_json::json!({ "name": done.name }));
+                log_activity(uow, activity).await?;
+                audit::record(uow.txn(), &actor, done.audit.target(kind, &id)).await?;
+                Ok(done.value)
+            })
+        })
+        .await
+        .extend()?;
     // After the commit, so no concurrent refresh can undo it.
-    directory.changed(db).await.extend()?;
-    Ok(done.value)
+    directory.changed(changes.db()).await.extend()?;
+    Ok(value)
 }
 
 /// A key as the audit log shows it (never its hash).
@@ -202,14 +210,17 @@ fn key_json(row: &api_key::Model) -> serde_json::Value {
 impl AuthMutation {
     /// Creates an account (ADMIN).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<User> {
-        logged(ctx, async |txn| {
-            let row = users::create(txn, input.username.trim(), &input.password, input.role).await?;
-            Ok(Done {
-                activity: "user_created",
-                target: ("user", row.id.clone()),
-                name: row.username.clone(),
-                audit: Change::new("user.create").after(users::audited(&row)),
-                value: User(row),
+        let hash = users::new_password(&input.password).await.extend()?;
+        logged(ctx, move |txn| {
+            Box::pin(async move {
+                let row = users::create(txn, input.username.trim(), hash, input.role).await?;
+                Ok(Done {
+                    activity: "user_created",
+                    target: ("user", row.id.clone()),
+                    name: row.username.clone(),
+                    audit: Change::new("user.create").after(users::audited(&row)),
+                    value: User(row),
+                })
             })
         })
         .await
@@ -220,19 +231,25 @@ impl AuthMutation {
     /// or disabled.
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> async_graphql::Result<User> {
         let password_changed = input.password.is_some();
-        let changes = UserChanges { role: input.role, password: input.password, disabled: input.disabled };
-        logged(ctx, async |txn| {
-            let (before, row) = users::update(txn, &id, changes).await?;
-            let (old, mut new) = audit::diff(users::audited(&before), users::audited(&row));
-            if password_changed {
-                new["passwordChanged"] = true.into();
-            }
-            Ok(Done {
-                activity: "user_updated",
-                target: ("user", row.id.clone()),
-                name: row.username.clone(),
-                audit: Change::new("user.update").before(old).after(new),
-                value: User(row),
+        let password_hash = match &input.password {
+            Some(password) => Some(users::new_password(password).await.extend()?),
+            None => None,
+        };
+        let changes = UserChanges { role: input.role, password_hash, disabled: input.disabled };
+        logged(ctx, move |txn| {
+            Box::pin(async move {
+                let (before, row) = users::update(txn, &id, changes).await?;
+                let (old, mut new) = audit::diff(users::audited(&before), users::audited(&row));
+                if password_changed {
+                    new["passwordChanged"] = true.into();
+                }
+                Ok(Done {
+                    activity: "user_updated",
+                    target: ("user", row.id.clone()),
+                    name: row.username.clone(),
+                    audit: Change::new("user.update").before(old).after(new),
+                    value: User(row),
+                })
             })
         })
         .await
@@ -240,14 +257,16 @@ impl AuthMutation {
 
     /// Deletes an account (ADMIN); the last enabled admin cannot be deleted.
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        logged(ctx, async |txn| {
-            let gone = users::delete(txn, &id).await?;
-            Ok(Done {
-                activity: "user_deleted",
-                target: ("user", gone.id.clone()),
-                name: gone.username.clone(),
-                audit: Change::new("user.delete").before(users::audited(&gone)),
-                value: id.clone(),
+        logged(ctx, move |txn| {
+            Box::pin(async move {
+                let gone = users::delete(txn, &id).await?;
+                Ok(Done {
+                    activity: "user_deleted",
+                    target: ("user", gone.id.clone()),
+                    name: gone.username.clone(),
+                    audit: Change::new("user.delete").before(users::audited(&gone)),
+                    value: id.clone(),
+                })
             })
         })
         .await
@@ -261,14 +280,16 @@ impl AuthMutation {
         input: CreateApiKeyInput,
     ) -> async_graphql::Result<CreatedApiKey> {
         let creator = viewer(ctx).extend()?.subject.clone();
-        logged(ctx, async |txn| {
-            let made = keys::create(txn, &input.name, input.role, input.expires_at, &creator).await?;
-            Ok(Done {
-                activity: "apikey_created",
-                target: ("apikey", made.row.id.clone()),
-                name: made.row.name.clone(),
-                audit: Change::new("apikey.create").after(key_json(&made.row)),
-                value: CreatedApiKey { key: made.key, api_key: ApiKey(made.row) },
+        logged(ctx, move |txn| {
+            Box::pin(async move {
+                let made = keys::create(txn, &input.name, input.role, input.expires_at, &creator).await?;
+                Ok(Done {
+                    activity: "apikey_created",
+                    target: ("apikey", made.row.id.clone()),
+                    name: made.row.name.clone(),
+                    audit: Change::new("apikey.create").after(key_json(&made.row)),
+                    value: CreatedApiKey { key: made.key, api_key: ApiKey(made.row) },
+                })
             })
         })
         .await
@@ -277,14 +298,16 @@ impl AuthMutation {
     /// Revokes an API key (ADMIN): it is refused from then on, and the sockets it opened close
     /// within seconds.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
-        logged(ctx, async |txn| {
-            let (before, row) = keys::revoke(txn, &id).await?;
-            Ok(Done {
-                activity: "apikey_revoked",
-                target: ("apikey", row.id.clone()),
-                name: row.name.clone(),
-                audit: Change::new("apikey.revoke").diff(key_json(&before), key_json(&row)),
-                value: ApiKey(row),
+        logged(ctx, move |txn| {
+            Box::pin(async move {
+                let (before, row) = keys::revoke(txn, &id).await?;
+                Ok(Done {
+                    activity: "apikey_revoked",
+                    target: ("apikey", row.id.clone()),
+                    name: row.name.clone(),
+                    audit: Change::new("apikey.revoke").diff(key_json(&before), key_json(&row)),
+                    value: ApiKey(row),
+                })
             })
         })
         .await

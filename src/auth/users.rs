@@ -76,13 +76,12 @@ impl Directory {
         Ok(())
     }
 
-    /// Replaces what is known with the database's accounts and revoked tokens (dropping the
-    /// revocations of tokens that have expired anyway).
+    /// Replaces what is known with the database's accounts, keys and revoked tokens (only
+    /// reads: it runs every few seconds on every instance).
     pub async fn refresh(&self, db: &impl ConnectionTrait) -> AppResult<()> {
         use std::sync::atomic::Ordering;
         let now = chrono::Utc::now().timestamp();
-        revoked_token::Entity::delete_many().filter(revoked_token::Column::ExpiresAt.lt(now)).exec(db).await?;
-        let revoked = revoked_token::Entity::find().all(db).await?;
+        let revoked = revoked_token::Entity::find().filter(revoked_token::Column::ExpiresAt.gte(now)).all(db).await?;
         if let Ok(mut known) = self.revoked.write() {
             known.extend(revoked.into_iter().map(|r| r.jti));
         }
@@ -96,6 +95,13 @@ impl Directory {
             *known = accounts;
             self.keys.replace(keys);
         }
+        Ok(())
+    }
+
+    /// Deletes the revocations of tokens that have expired anyway.
+    pub async fn prune_revoked(db: &impl ConnectionTrait) -> AppResult<()> {
+        let now = chrono::Utc::now().timestamp();
+        revoked_token::Entity::delete_many().filter(revoked_token::Column::ExpiresAt.lt(now)).exec(db).await?;
         Ok(())
     }
 
@@ -175,10 +181,21 @@ pub async fn by_username(db: &impl ConnectionTrait, username: &str) -> AppResult
     Ok(user::Entity::find().filter(user::Column::Username.eq(username)).one(db).await?)
 }
 
-/// Creates an account.
-pub async fn create(db: &impl ConnectionTrait, username: &str, password: &str, role: Role) -> AppResult<user::Model> {
-    check_username(username)?;
+/// Checks a new password and hashes it (off the async threads: it takes tens of
+/// milliseconds), before the change that stores it begins.
+pub async fn new_password(password: &str) -> AppResult<String> {
     check_password(password)?;
+    hash_off_thread(password).await
+}
+
+/// Creates an account whose password hashes to `password_hash` (from [`new_password`]).
+pub async fn create(
+    db: &impl ConnectionTrait,
+    username: &str,
+    password_hash: String,
+    role: Role,
+) -> AppResult<user::Model> {
+    check_username(username)?;
     if by_username(db, username).await?.is_some() {
         return Err(AppError::invalid("username", format!("'{username}' is taken")));
     }
@@ -186,7 +203,7 @@ pub async fn create(db: &impl ConnectionTrait, username: &str, password: &str, r
     let row = user::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         username: Set(username.to_owned()),
-        password_hash: Set(hash_off_thread(password).await?),
+        password_hash: Set(password_hash),
         role: Set(role.as_str().to_owned()),
         disabled: Set(false),
         created_at: Set(now),
@@ -202,7 +219,8 @@ pub async fn create(db: &impl ConnectionTrait, username: &str, password: &str, r
 #[derive(Debug, Default)]
 pub struct UserChanges {
     pub role: Option<Role>,
-    pub password: Option<String>,
+    /// A new password's hash, from [`new_password`].
+    pub password_hash: Option<String>,
     pub disabled: Option<bool>,
 }
 
@@ -251,9 +269,8 @@ pub async fn update(
     if let Some(role) = changes.role {
         active.role = Set(role.as_str().to_owned());
     }
-    if let Some(password) = &changes.password {
-        check_password(password)?;
-        active.password_hash = Set(hash_off_thread(password).await?);
+    if let Some(hash) = changes.password_hash {
+        active.password_hash = Set(hash);
     }
     if let Some(disabled) = changes.disabled {
         active.disabled = Set(disabled);
@@ -297,17 +314,18 @@ mod tests {
     #[tokio::test]
     async fn the_last_enabled_admin_stays() {
         let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
-        let root = create(&db, "root", "correct horse battery", Role::Admin).await.unwrap();
+        let hash = new_password("correct horse battery").await.unwrap();
+        let root = create(&db, "root", hash.clone(), Role::Admin).await.unwrap();
         let demote = UserChanges { role: Some(Role::Operator), ..UserChanges::default() };
         let err = update(&db, &root.id, demote).await.unwrap_err();
         assert!(err.to_string().contains("last enabled admin"), "{err}");
         assert!(delete(&db, &root.id).await.is_err());
-        let other = create(&db, "second", "correct horse battery", Role::Admin).await.unwrap();
+        let other = create(&db, "second", hash.clone(), Role::Admin).await.unwrap();
         let disable = UserChanges { disabled: Some(true), ..UserChanges::default() };
         assert!(update(&db, &root.id, disable).await.unwrap().1.disabled);
         assert!(delete(&db, &other.id).await.is_err(), "root is disabled: second is the last");
-        assert!(create(&db, "second", "correct horse battery", Role::Viewer).await.is_err(), "taken");
-        let short = create(&db, "third", "short", Role::Viewer).await.unwrap_err();
+        assert!(create(&db, "second", hash, Role::Viewer).await.is_err(), "taken");
+        let short = new_password("short").await.unwrap_err();
         assert!(short.to_string().contains("password"), "{short}");
     }
 }

@@ -1,20 +1,20 @@
 //! Task changes: create, update, delete, comment. Each command takes plain values, opens its
-//! own [`UnitOfWork`] (the change and its activity row commit together, and the events go out
-//! only after the commit) and returns the stored row.
+//! [`UnitOfWork`] through the [`Writer`] (the change, its activity row and its audit entry
+//! commit together, and the events go out only after the commit) and returns the stored row.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::types::{TaskPriority, TaskStatus};
 use crate::audit::{self, Change};
 use crate::auth::Actor;
-use crate::db::UnitOfWork;
+use crate::db::{UnitOfWork, Writer};
 use crate::entity::{comment, task, task_search, task_tag};
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, EventBus, TaskChange, TaskEventKind};
+use crate::events::{Event, TaskChange, TaskEventKind};
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
 use crate::time::{from_millis, now_millis};
 use crate::validate;
@@ -119,11 +119,9 @@ fn publish_task(uow: &mut UnitOfWork, kind: TaskEventKind, task_id: &str, task: 
 }
 
 /// Creates a task; `actor` is logged as its creator.
-pub async fn create(db: &DatabaseConnection, bus: &EventBus, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
-    let mut uow = UnitOfWork::begin(db).await?;
-    let row = insert_task(&mut uow, actor, input).await?;
-    uow.commit(bus).await?;
-    Ok(row)
+pub async fn create(writer: &Writer, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
+    let actor = actor.clone();
+    writer.run(move |uow| Box::pin(async move { insert_task(uow, &actor, input).await })).await
 }
 
 async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
@@ -179,17 +177,9 @@ fn given<T, V>(input: Option<Option<T>>, check: impl FnOnce(T) -> AppResult<V>) 
 }
 
 /// Applies `changes` to task `id`; `updatedAt` always moves forward.
-pub async fn update(
-    db: &DatabaseConnection,
-    bus: &EventBus,
-    actor: &Actor,
-    id: &str,
-    changes: TaskChanges,
-) -> AppResult<task::Model> {
-    let mut uow = UnitOfWork::begin(db).await?;
-    let row = update_task(&mut uow, actor, id, changes).await?;
-    uow.commit(bus).await?;
-    Ok(row)
+pub async fn update(writer: &Writer, actor: &Actor, id: &str, changes: TaskChanges) -> AppResult<task::Model> {
+    let (actor, id) = (actor.clone(), id.to_owned());
+    writer.run(move |uow| Box::pin(async move { update_task(uow, &actor, &id, changes).await })).await
 }
 
 async fn update_task(uow: &mut UnitOfWork, actor: &Actor, id: &str, input: TaskChanges) -> AppResult<task::Model> {
@@ -255,10 +245,9 @@ async fn update_task(uow: &mut UnitOfWork, actor: &Actor, id: &str, input: TaskC
 }
 
 /// Deletes task `id` with its comments and tags.
-pub async fn delete(db: &DatabaseConnection, bus: &EventBus, actor: &Actor, id: &str) -> AppResult<()> {
-    let mut uow = UnitOfWork::begin(db).await?;
-    delete_task(&mut uow, actor, id).await?;
-    uow.commit(bus).await
+pub async fn delete(writer: &Writer, actor: &Actor, id: &str) -> AppResult<()> {
+    let (actor, id) = (actor.clone(), id.to_owned());
+    writer.run(move |uow| Box::pin(async move { delete_task(uow, &actor, &id).await })).await
 }
 
 async fn delete_task(uow: &mut UnitOfWork, actor: &Actor, id: &str) -> AppResult<()> {
@@ -282,17 +271,14 @@ async fn delete_task(uow: &mut UnitOfWork, actor: &Actor, id: &str) -> AppResult
 
 /// Adds a comment to task `task_id` by `author`.
 pub async fn add_comment(
-    db: &DatabaseConnection,
-    bus: &EventBus,
+    writer: &Writer,
     actor: &Actor,
     task_id: &str,
     author: &str,
     content: &str,
 ) -> AppResult<comment::Model> {
-    let mut uow = UnitOfWork::begin(db).await?;
-    let row = insert_comment(&mut uow, actor, task_id, author, content).await?;
-    uow.commit(bus).await?;
-    Ok(row)
+    let (actor, task_id, author, content) = (actor.clone(), task_id.to_owned(), author.to_owned(), content.to_owned());
+    writer.run(move |uow| Box::pin(async move { insert_comment(uow, &actor, &task_id, &author, &content).await })).await
 }
 
 async fn insert_comment(

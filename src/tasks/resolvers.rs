@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 use super::types::{Comment, CreateTaskInput, Task, TaskEvent, TaskFilter, TaskOrder, UpdateTaskInput};
 use super::{commands, queries};
 use crate::auth::{viewer, writer};
+use crate::db::Writer;
 use crate::events::{Event, EventBus};
 use crate::pagination;
 use crate::subscriptions::broadcast_stream;
@@ -68,20 +69,20 @@ pub struct TaskMutation;
 impl TaskMutation {
     async fn create_task(&self, ctx: &Context<'_>, input: CreateTaskInput) -> async_graphql::Result<Task> {
         let who = writer(ctx).extend()?;
-        let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        Ok(Task(commands::create(db, bus, &who.actor(), input.into()).await.extend()?))
+        let changes = ctx.data::<Writer>()?;
+        Ok(Task(commands::create(changes, &who.actor(), input.into()).await.extend()?))
     }
 
     async fn update_task(&self, ctx: &Context<'_>, id: ID, input: UpdateTaskInput) -> async_graphql::Result<Task> {
         let who = writer(ctx).extend()?;
-        let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        Ok(Task(commands::update(db, bus, &who.actor(), &id, input.into()).await.extend()?))
+        let changes = ctx.data::<Writer>()?;
+        Ok(Task(commands::update(changes, &who.actor(), &id, input.into()).await.extend()?))
     }
 
     async fn delete_task(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let who = writer(ctx).extend()?;
-        let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
-        commands::delete(db, bus, &who.actor(), &id).await.extend()?;
+        let changes = ctx.data::<Writer>()?;
+        commands::delete(changes, &who.actor(), &id).await.extend()?;
         Ok(id)
     }
 
@@ -94,9 +95,9 @@ impl TaskMutation {
         author: Option<String>,
     ) -> async_graphql::Result<Comment> {
         let who = writer(ctx).extend()?;
-        let (db, bus) = (ctx.data::<DatabaseConnection>()?, ctx.data::<EventBus>()?);
+        let changes = ctx.data::<Writer>()?;
         let author = author.unwrap_or_else(|| who.subject.clone());
-        let row = commands::add_comment(db, bus, &who.actor(), &task_id, &author, &content).await.extend()?;
+        let row = commands::add_comment(changes, &who.actor(), &task_id, &author, &content).await.extend()?;
         Ok(row.into())
     }
 }

@@ -436,10 +436,9 @@ async fn demo_mode_starts_with_agents_and_tasks() {
         assert!(edge["node"]["agent"]["label"].is_string(), "every sample task is linked to a live agent: {edge}");
     }
     // The demo keeps moving: a nudge messages an agent and logs it.
-    let db = app.db.clone();
-    mission_control::agents::demo::nudge_once(&app.hub, &db, &app.bus(), 1).await.unwrap();
+    mission_control::agents::demo::nudge_once(&app.hub, &app.bus(), 1).await.unwrap();
     let feed = app
-        .ok("{ feed(filter: {type: AGENT, actor: \"demo\"}, first: 1) { edges { node { action } } } }", json!({}))
+        .ok("{ feed(filter: {type: AGENT, actor: \"system\"}, first: 5) { edges { node { action } } } }", json!({}))
         .await;
-    assert_eq!(feed["feed"]["edges"][0]["node"]["action"], "messaged");
+    assert!(node_strings(&feed["feed"], "action").contains(&"messaged".to_owned()), "{feed}");
 }

@@ -4,6 +4,7 @@ mod agents;
 mod attacks;
 mod audit;
 mod auth;
+mod durability;
 mod fake_gateway;
 mod feed;
 mod fuzz;

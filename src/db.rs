@@ -179,9 +179,10 @@ impl Writer {
         Writer { jobs, db, commits }
     }
 
-    /// Write transactions committed so far (fewer than the changes, under load).
+    /// Write transactions committed so far (fewer than the changes, under load). It moves
+    /// before any change of the transaction is answered, so it versions what reads may see.
     pub fn transactions(&self) -> u64 {
-        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+        self.commits.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The database, for reads.
@@ -213,16 +214,20 @@ async fn write_loop(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if commit_batch(&db, &bus, std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH))).await {
-            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        commit_batch(&db, &bus, &commits, std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH))).await;
     }
 }
 
 /// Runs `jobs` in one transaction, each in a savepoint when there are several; commits;
-/// publishes the events of the changes that succeeded, in order; answers every caller. True
-/// when a transaction committed.
-async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, mut jobs: Vec<Box<dyn Job>>) -> bool {
+/// counts the commit; publishes the events of the changes that succeeded, in order; answers
+/// every caller (last: whoever sees an answer sees the count and the events already).
+async fn commit_batch(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    commits: &std::sync::atomic::AtomicU64,
+    mut jobs: Vec<Box<dyn Job>>,
+) {
+    let counted = || commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut outer = match UnitOfWork::begin(db).await {
         Ok(uow) => uow,
         Err(e) => {
@@ -231,7 +236,7 @@ async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, mut jobs: Vec<Box
             for job in jobs {
                 job.finish(Err(why.clone()));
             }
-            return false;
+            return;
         }
     };
     if jobs.len() == 1 {
@@ -241,6 +246,7 @@ async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, mut jobs: Vec<Box
             let UnitOfWork { txn, events, .. } = outer;
             match txn.commit().await {
                 Ok(()) => {
+                    counted();
                     events.into_iter().for_each(|event| bus.publish(event));
                     Ok(())
                 }
@@ -251,7 +257,7 @@ async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, mut jobs: Vec<Box
             Ok(())
         };
         jobs.pop().into_iter().for_each(|job| job.finish(committed.clone()));
-        return ok;
+        return;
     }
     let mut events = Vec::new();
     for job in &mut jobs {
@@ -275,6 +281,7 @@ async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, mut jobs: Vec<Box
     }
     let committed = match outer.txn.commit().await {
         Ok(()) => {
+            counted();
             events.into_iter().for_each(|event| bus.publish(event));
             Ok(())
         }
@@ -283,11 +290,9 @@ async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, mut jobs: Vec<Box
             Err(e.to_string())
         }
     };
-    let ok = committed.is_ok();
     for job in jobs {
         job.finish(committed.clone());
     }
-    ok
 }
 
 /// Runs one change; a panic in it fails that change only.
@@ -305,15 +310,24 @@ async fn run_guarded(job: &mut dyn Job, uow: &mut UnitOfWork) -> bool {
 mod tests {
     use super::*;
     use crate::entity::activity;
-    use crate::feed::service::{ActivityKind, NewActivity, log_activity};
-    use sea_orm::{EntityTrait, PaginatorTrait};
+    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
 
-    /// A change logging one activity named `action`; fails after writing when `fail`.
+    /// A change writing one activity row named `action` (and its event); fails after writing
+    /// when `fail`.
     async fn change(writer: &Writer, action: String, fail: bool) -> AppResult<i64> {
         writer
             .run(move |uow| {
                 Box::pin(async move {
-                    let row = log_activity(uow, NewActivity::new(ActivityKind::System, "t", &action)).await?;
+                    let row = activity::ActiveModel {
+                        kind: Set("SYSTEM".into()),
+                        actor: Set("t".into()),
+                        action: Set(action),
+                        timestamp: Set(0),
+                        ..Default::default()
+                    }
+                    .insert(uow.txn())
+                    .await?;
+                    uow.publish_after_commit(Event::Activity(std::sync::Arc::new(row.clone())));
                     if fail {
                         return Err(AppError::invalid("x", "refused after writing"));
                     }

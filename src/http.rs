@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_graphql::{BatchRequest, BatchResponse};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,6 +19,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::auth::{self, Credentials, Viewer};
 use crate::error::{AppError, ErrorCode};
 use crate::query_limits::ReadOnlyRequest;
+use crate::read_cache::{self, Generation, ReadCache};
 use crate::startup::AppState;
 
 /// Largest request body.
@@ -196,10 +197,27 @@ fn request_error(status: StatusCode, media: MediaType, message: &str, code: Erro
     with_type(status, media, body.to_string())
 }
 
-fn with_type(status: StatusCode, media: MediaType, body: String) -> Response {
-    let mut response = (status, body).into_response();
+fn with_type(status: StatusCode, media: MediaType, body: impl Into<Body>) -> Response {
+    let mut response = (status, body.into()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.as_str()));
     response
+}
+
+/// Where an answer to a cacheable read goes: the cache, under the request, at the generation
+/// read before it was computed.
+struct CacheSlot<'a> {
+    cache: &'a ReadCache,
+    key: Bytes,
+    generation: Generation,
+    /// The request's document and operation, judged only once it ran without error (so it
+    /// met every limit before it is parsed again here).
+    query: String,
+    operation: Option<String>,
+}
+
+/// The generation of the data reads see now (see [`crate::read_cache`]).
+fn generation(state: &AppState) -> Generation {
+    (state.writer.transactions(), state.hub.version())
 }
 
 /// Why a GraphQL request was turned away before execution.
@@ -228,7 +246,13 @@ async fn authenticate(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -
 }
 
 /// Executes a parsed request and shapes the HTTP response.
-async fn execute(state: &AppState, media: MediaType, viewer: Viewer, batch: BatchRequest) -> Response {
+async fn execute(
+    state: &AppState,
+    media: MediaType,
+    viewer: Viewer,
+    batch: BatchRequest,
+    slot: Option<CacheSlot<'_>>,
+) -> Response {
     let batch = batch.data(viewer);
     let response = match tokio::time::timeout(state.limits.execution_timeout, state.schema.execute_batch(batch)).await {
         Ok(response) => response,
@@ -259,6 +283,14 @@ async fn execute(state: &AppState, media: MediaType, viewer: Viewer, batch: Batc
     // with application/json every well-formed request gets 200.
     let status =
         if request_error && media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    if let (Some(slot), BatchResponse::Single(single)) = (slot, &response)
+        && single.errors.is_empty()
+        && read_cache::cacheable(&slot.query, slot.operation.as_deref())
+    {
+        let body = Bytes::from(body);
+        slot.cache.put(slot.key, slot.generation, body.clone());
+        return with_type(status, media, body);
+    }
     with_type(status, media, body)
 }
 
@@ -333,6 +365,12 @@ async fn graphql_post(
             return request_error(rejection.status(), media, &rejection.body_text(), ErrorCode::BadRequest);
         }
     };
+    // A board read answered since the last change is sent again as it was.
+    let generation = generation(&state);
+    let cache_key = Bytes::from([media.as_str().as_bytes(), b"\n", &body].concat());
+    if let Some(answer) = state.read_cache.as_ref().and_then(|cache| cache.get(&cache_key, generation)) {
+        return with_type(StatusCode::OK, media, answer);
+    }
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(err) => {
@@ -353,7 +391,14 @@ async fn graphql_post(
         };
         return request_error(StatusCode::BAD_REQUEST, media, &msg, ErrorCode::BatchTooLarge);
     }
-    execute(&state, media, viewer, batch).await
+    let slot = match (&state.read_cache, &batch) {
+        (Some(cache), BatchRequest::Single(request)) if !request.query.trim_start().starts_with("mutation") => {
+            let (query, operation) = (request.query.clone(), request.operation_name.clone());
+            Some(CacheSlot { cache, key: cache_key, generation, query, operation })
+        }
+        _ => None,
+    };
+    execute(&state, media, viewer, batch, slot).await
 }
 
 /// The parameters of a GraphQL GET request: `query`, `operationName` (the spec's spelling;
@@ -422,5 +467,5 @@ async fn graphql_get(
     // the query-limits extension checks this once the document is parsed.
     let read_only = ReadOnlyRequest { operation_name: request.operation_name.clone() };
     let request = request.data(read_only);
-    execute(&state, media, viewer, BatchRequest::Single(request)).await
+    execute(&state, media, viewer, BatchRequest::Single(request), None).await
 }

@@ -30,6 +30,7 @@ pub mod limits;
 pub mod loaders;
 pub mod pagination;
 pub mod query_limits;
+pub mod read_cache;
 pub mod redis_bus;
 pub mod schema;
 pub mod serve;

@@ -71,6 +71,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Every change goes through it.
     pub writer: Writer,
+    /// Answers to board reads, kept until the next change (single instances only).
+    pub read_cache: Option<Arc<crate::read_cache::ReadCache>>,
     pub bus: EventBus,
     pub hub: Arc<AgentHub>,
     pub auth: Arc<AuthState>,
@@ -341,6 +343,8 @@ impl App {
             bus,
             hub,
             auth: Arc::new(auth),
+            // With Redis another instance may commit a change this one hears of late.
+            read_cache: redis.is_none().then(Arc::default),
             rate: Arc::new(rate_limits(&config, redis)),
             limits: limits(&config),
             started: Instant::now(),

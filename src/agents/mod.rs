@@ -57,6 +57,8 @@ pub struct AgentHub {
     poll: Mutex<PollState>,
     bus: EventBus,
     writer: Writer,
+    /// Bumped by every snapshot replaced.
+    version: std::sync::atomic::AtomicU64,
     leadership: Leadership,
     leader: std::sync::atomic::AtomicBool,
     approvals: approvals::Approvals,
@@ -72,6 +74,7 @@ impl AgentHub {
             poll: Mutex::new(PollState::default()),
             bus,
             writer,
+            version: Default::default(),
             leadership: Leadership::Always,
             leader: std::sync::atomic::AtomicBool::new(true),
             approvals: approvals::Approvals::default(),
@@ -153,6 +156,12 @@ impl AgentHub {
         if let Ok(mut snapshot) = self.snapshot.write() {
             *snapshot = Arc::clone(agents);
         }
+        self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves whenever the snapshot is replaced (cached reads that show agents key on it).
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The writer agent actions are logged through.
@@ -200,6 +209,7 @@ impl AgentHub {
         if let Ok(mut snapshot) = self.snapshot.write() {
             *snapshot = Arc::clone(&agents);
         }
+        self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if !changed.is_empty() {
             self.bus.publish(Event::Agents(Arc::new(AgentsChange { agents, changed })));
         }

@@ -562,3 +562,45 @@ async fn tasks_written_before_the_search_index_are_searchable_after_the_migratio
     drop(db);
     let _ = std::fs::remove_file(&path);
 }
+
+/// Board reads may be answered from a cache; a read after an acknowledged change always
+/// sees the change, and so does a read after the agents changed.
+#[tokio::test]
+async fn a_read_after_an_acknowledged_change_always_sees_it() {
+    let app = spawn_app().await;
+    let list = "{ tasks(first: 100) { totalCount edges { node { id title agent { id label } } } } }";
+    let mut ids = Vec::new();
+    for i in 0..15 {
+        let first = app.ok(list, json!({})).await;
+        assert_eq!(app.ok(list, json!({})).await, first, "nothing changed in between");
+        let id =
+            app.create_task(json!({ "title": format!("t{i}"), "assignedAgent": format!("agent:cache:{i}") })).await;
+        ids.push(id.clone());
+        let after = app.ok(list, json!({})).await;
+        assert_eq!(after["tasks"]["totalCount"], ids.len(), "{after}");
+        assert!(node_strings(&after["tasks"], "id").contains(&id));
+        let rename = "mutation($id: ID!, $t: String!) { updateTask(id: $id, input: {title: $t}) { id } }";
+        app.ok(rename, json!({ "id": id, "t": format!("renamed {i}") })).await;
+        let renamed = app.ok(list, json!({})).await;
+        assert!(node_strings(&renamed["tasks"], "title").contains(&format!("renamed {i}")), "{renamed}");
+    }
+    let one = "query($id: ID!) { task(id: $id) { agent { label } } }";
+    assert!(app.ok(one, json!({ "id": ids[3] })).await["task"]["agent"].is_null());
+    app.hub.add_pending(mission_control::snapshot::AgentInfo {
+        id: "agent:cache:3".into(),
+        label: Some("scout".into()),
+        status: mission_control::snapshot::AgentState::Running,
+        model: None,
+        session_id: None,
+        updated_at: None,
+        input_tokens: None,
+        output_tokens: None,
+        usage: Default::default(),
+        runtime_status: None,
+    });
+    assert_eq!(
+        app.ok(one, json!({ "id": ids[3] })).await["task"]["agent"]["label"],
+        "scout",
+        "the agent shows at once"
+    );
+}

@@ -6,11 +6,6 @@ use mission_control::config::Config;
 use mission_control::startup::App;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc: under load a quarter of the server's time went to glibc's allocator (measured
-/// with `perf`; see the README's benchmarks).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::load();

@@ -72,6 +72,11 @@ fn tags_json(tags: &[String]) -> AppResult<String> {
 
 async fn replace_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String]) -> AppResult<()> {
     task_tag::Entity::delete_many().filter(task_tag::Column::TaskId.eq(task_id)).exec(db).await?;
+    insert_tags(db, task_id, tags).await
+}
+
+/// Writes the tag rows of a task that has none.
+async fn insert_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String]) -> AppResult<()> {
     let mut unique: Vec<&String> = tags.iter().collect();
     unique.sort();
     unique.dedup();
@@ -156,7 +161,7 @@ async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> App
     }
     .insert(uow.txn())
     .await?;
-    replace_tags(uow.txn(), &id, &tags).await?;
+    insert_tags(uow.txn(), &id, &tags).await?;
     index_for_search(uow.txn(), &row).await?;
     log_activity(
         uow,

@@ -38,6 +38,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                // The savepoint of each change in a group commit keeps its journal in memory
+                // (on disk, those writes were a third of a write's time).
+                .pragma("temp_store", "memory")
         });
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;
@@ -120,10 +123,22 @@ const MAX_BATCH: usize = 64;
 /// Changes that may wait for the writer before callers wait to hand theirs over.
 const QUEUE: usize = 1024;
 
+/// How a change ended, as the writer needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Ok,
+    /// Refused with a client error (validation, not found, ...).
+    Refused,
+    /// Failed otherwise (the database, a bug).
+    Failed,
+}
+
 /// A change handed to the writer: run it in a unit of work, later hear whether it committed.
 trait Job: Send {
-    /// Runs the change; true when it succeeded (and its savepoint may be released).
-    fn run<'a>(&'a mut self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, bool>;
+    /// Runs the change.
+    fn run<'a>(&'a mut self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, Ran>;
+    /// Whether it needs a savepoint of its own to undo a failure (see [`Writer::run_checked`]).
+    fn isolated(&self) -> bool;
     /// Answers the caller once the transaction holding the change committed (or did not).
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
@@ -133,6 +148,7 @@ struct Change<T, F> {
     work: Option<F>,
     outcome: Option<AppResult<T>>,
     reply: oneshot::Sender<AppResult<T>>,
+    isolated: bool,
 }
 
 impl<T, F> Job for Change<T, F>
@@ -140,14 +156,22 @@ where
     T: Send + 'static,
     F: for<'a> FnOnce(&'a mut UnitOfWork) -> BoxFuture<'a, AppResult<T>> + Send + 'static,
 {
-    fn run<'a>(&'a mut self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, bool> {
+    fn run<'a>(&'a mut self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, Ran> {
         Box::pin(async move {
-            let Some(work) = self.work.take() else { return false };
+            let Some(work) = self.work.take() else { return Ran::Failed };
             let outcome = work(uow).await;
-            let ok = outcome.is_ok();
+            let ran = match &outcome {
+                Ok(_) => Ran::Ok,
+                Err(AppError::Db(_) | AppError::Internal(_)) => Ran::Failed,
+                Err(_) => Ran::Refused,
+            };
             self.outcome = Some(outcome);
-            ok
+            ran
         })
+    }
+
+    fn isolated(&self) -> bool {
+        self.isolated
     }
 
     fn finish(self: Box<Self>, committed: Result<(), String>) {
@@ -199,8 +223,28 @@ impl Writer {
         T: Send + 'static,
         F: for<'a> FnOnce(&'a mut UnitOfWork) -> BoxFuture<'a, AppResult<T>> + Send + 'static,
     {
+        self.submit(work, true).await
+    }
+
+    /// Like [`Writer::run`], for a change that checks everything before its first write, so
+    /// that a client error (validation, not found) leaves nothing to undo. It runs without a
+    /// savepoint of its own (cheaper: no sub-journal, no full-text index flush). If it fails
+    /// otherwise (the database), the whole batch is rolled back and every change in it fails.
+    pub async fn run_checked<T, F>(&self, work: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut UnitOfWork) -> BoxFuture<'a, AppResult<T>> + Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    async fn submit<T, F>(&self, work: F, isolated: bool) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut UnitOfWork) -> BoxFuture<'a, AppResult<T>> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Change { work: Some(work), outcome: None, reply });
+        let job: Box<dyn Job> = Box::new(Change { work: Some(work), outcome: None, reply, isolated });
         self.jobs.send(job).await.map_err(|_| AppError::Internal("the database writer has stopped".into()))?;
         answer.await.map_err(|_| AppError::Internal("the database writer dropped the change".into()))?
     }
@@ -241,7 +285,7 @@ async fn commit_batch(
     };
     if jobs.len() == 1 {
         // Alone, a change needs no savepoint: the transaction is its own.
-        let ok = run_guarded(jobs[0].as_mut(), &mut outer).await;
+        let ok = run_guarded(jobs[0].as_mut(), &mut outer).await == Ran::Ok;
         let committed = if ok {
             let UnitOfWork { txn, events, .. } = outer;
             match txn.commit().await {
@@ -259,8 +303,24 @@ async fn commit_batch(
         jobs.pop().into_iter().for_each(|job| job.finish(committed.clone()));
         return;
     }
-    let mut events = Vec::new();
     for job in &mut jobs {
+        if !job.isolated() {
+            let queued = outer.events.len();
+            match run_guarded(job.as_mut(), &mut outer).await {
+                Ran::Ok => continue,
+                // Refused before it wrote: nothing to undo but events it may have queued.
+                Ran::Refused => outer.events.truncate(queued),
+                Ran::Failed => {
+                    tracing::error!("a change failed inside a batch; the batch is rolled back");
+                    let _ = outer.txn.rollback().await;
+                    for job in jobs {
+                        job.finish(Err("another change of the same transaction failed".into()));
+                    }
+                    return;
+                }
+            }
+            continue;
+        }
         let savepoint = match outer.txn.begin().await {
             Ok(txn) => txn,
             Err(e) => {
@@ -269,17 +329,18 @@ async fn commit_batch(
             }
         };
         let mut uow = UnitOfWork { txn: savepoint, events: Vec::new(), activity_lock_taken: false };
-        if run_guarded(job.as_mut(), &mut uow).await {
+        if run_guarded(job.as_mut(), &mut uow).await == Ran::Ok {
             let UnitOfWork { txn, events: made, .. } = uow;
             match txn.commit().await {
-                Ok(()) => events.extend(made),
+                Ok(()) => outer.events.extend(made),
                 Err(e) => tracing::error!(error = %e, "cannot release a savepoint"),
             }
         } else {
             let _ = uow.txn.rollback().await;
         }
     }
-    let committed = match outer.txn.commit().await {
+    let UnitOfWork { txn: outer, events, .. } = outer;
+    let committed = match outer.commit().await {
         Ok(()) => {
             counted();
             events.into_iter().for_each(|event| bus.publish(event));
@@ -295,13 +356,13 @@ async fn commit_batch(
     }
 }
 
-/// Runs one change; a panic in it fails that change only.
-async fn run_guarded(job: &mut dyn Job, uow: &mut UnitOfWork) -> bool {
+/// Runs one change; a panic in it fails that change (and, without a savepoint, its batch).
+async fn run_guarded(job: &mut dyn Job, uow: &mut UnitOfWork) -> Ran {
     match std::panic::AssertUnwindSafe(job.run(uow)).catch_unwind().await {
-        Ok(ok) => ok,
+        Ok(ran) => ran,
         Err(_) => {
             tracing::error!("a change panicked; it is rolled back");
-            false
+            Ran::Failed
         }
     }
 }
@@ -360,5 +421,46 @@ mod tests {
         // Alone, a failing change is rolled back too.
         assert!(change(&writer, "alone".into(), true).await.is_err());
         assert_eq!(activity::Entity::find().count(&db).await.unwrap(), 49);
+    }
+
+    /// A checked change: refused before it writes when `refuse`; otherwise writes a row, then
+    /// fails with a database error when `break_it`.
+    async fn checked(writer: &Writer, refuse: bool, break_it: bool) -> AppResult<()> {
+        writer
+            .run_checked(move |uow| {
+                Box::pin(async move {
+                    if refuse {
+                        return Err(AppError::invalid("x", "refused before writing"));
+                    }
+                    let row = activity::ActiveModel {
+                        kind: Set("SYSTEM".into()),
+                        actor: Set("t".into()),
+                        action: Set("checked".into()),
+                        timestamp: Set(0),
+                        ..Default::default()
+                    };
+                    row.insert(uow.txn()).await?;
+                    if break_it {
+                        uow.txn().execute_unprepared("SELECT * FROM no_such_table").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn checked_changes_share_the_transaction_and_a_broken_one_fails_its_batch() {
+        let db = connect("sqlite::memory:", 1).await.unwrap();
+        let writer = Writer::start(db.clone(), EventBus::default());
+        let answers = futures_util::future::join_all((0..10).map(|i| checked(&writer, i == 4, false))).await;
+        assert!(answers[4].as_ref().is_err_and(|e| e.code() == crate::error::ErrorCode::BadUserInput));
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 9);
+        assert_eq!(activity::Entity::find().count(&db).await.unwrap(), 9);
+
+        let answers = futures_util::future::join_all((0..10).map(|i| checked(&writer, false, i == 6))).await;
+        assert!(answers.iter().all(Result::is_err), "none of the batch is acknowledged: {answers:?}");
+        assert_eq!(activity::Entity::find().count(&db).await.unwrap(), 9, "none of the batch is stored");
+        assert!(checked(&writer, false, false).await.is_ok(), "the writer goes on");
     }
 }

@@ -126,9 +126,11 @@ fn publish_task(uow: &mut UnitOfWork, kind: TaskEventKind, task_id: &str, task: 
 /// Creates a task; `actor` is logged as its creator.
 pub async fn create(writer: &Writer, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
     let actor = actor.clone();
-    writer.run(move |uow| Box::pin(async move { insert_task(uow, &actor, input).await })).await
+    // Everything is checked before the first write: no savepoint needed.
+    writer.run_checked(move |uow| Box::pin(async move { insert_task(uow, &actor, input).await })).await
 }
 
+/// Checks every input before its first write (it runs without a savepoint of its own).
 async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
     let title = validate_title(&input.title)?;
     if let Some(d) = &input.description {

@@ -367,8 +367,8 @@ async fn graphql_post(
     };
     // A board read answered since the last change is sent again as it was.
     let generation = generation(&state);
-    let cache_key = Bytes::from([media.as_str().as_bytes(), b"\n", &body].concat());
-    if let Some(answer) = state.read_cache.as_ref().and_then(|cache| cache.get(&cache_key, generation)) {
+    let cached = state.read_cache.as_ref().zip(read_cache::key(media.as_str(), &body));
+    if let Some(answer) = cached.as_ref().and_then(|(cache, key)| cache.get(key, generation)) {
         return with_type(StatusCode::OK, media, answer);
     }
     let batch: BatchRequest = match serde_json::from_slice(&body) {
@@ -391,10 +391,10 @@ async fn graphql_post(
         };
         return request_error(StatusCode::BAD_REQUEST, media, &msg, ErrorCode::BatchTooLarge);
     }
-    let slot = match (&state.read_cache, &batch) {
-        (Some(cache), BatchRequest::Single(request)) if !request.query.trim_start().starts_with("mutation") => {
+    let slot = match (cached, &batch) {
+        (Some((cache, key)), BatchRequest::Single(request)) if !request.query.trim_start().starts_with("mutation") => {
             let (query, operation) = (request.query.clone(), request.operation_name.clone());
-            Some(CacheSlot { cache, key: cache_key, generation, query, operation })
+            Some(CacheSlot { cache, key, generation, query, operation })
         }
         _ => None,
     };

@@ -30,6 +30,11 @@ struct Entry {
     answer: Bytes,
 }
 
+/// The cache key of a request body answered in `media`; none for bodies too large to keep.
+pub fn key(media: &str, body: &[u8]) -> Option<Bytes> {
+    (body.len() <= MAX_KEY).then(|| Bytes::from([media.as_bytes(), b"\n", body].concat()))
+}
+
 /// The cache (see the module docs).
 #[derive(Default)]
 pub struct ReadCache {
@@ -45,7 +50,7 @@ impl ReadCache {
 
     /// Keeps `answer` to request `key`, computed from data at `generation`.
     pub fn put(&self, key: Bytes, generation: Generation, answer: Bytes) {
-        if key.len() > MAX_KEY || answer.len() > MAX_ANSWER {
+        if answer.len() > MAX_ANSWER {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else { return };

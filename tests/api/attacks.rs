@@ -277,6 +277,7 @@ async fn the_subscription_cap_is_exact_even_for_subscribes_sent_before_the_ack()
     // Read until the 30 refusals are in (a busy machine may be slow), then a little longer
     // to see that no more come.
     let mut refused = 0;
+    let (mut other, mut ended) = (Vec::new(), None);
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let wait = if refused >= 30 { Duration::from_millis(700) } else { Duration::from_secs(2) };
@@ -285,12 +286,21 @@ async fn the_subscription_cap_is_exact_even_for_subscribes_sent_before_the_ack()
                 assert_eq!(message["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS", "{message}");
                 refused += 1;
             }
-            Ok(_) => {}
+            Ok(message) => other.push(message),
             Err(_) if refused >= 30 => break,
-            Err(_) => {}
+            Err(WsEnd::Timeout) => {}
+            Err(end) => {
+                ended = Some(end);
+                break;
+            }
         }
     }
-    assert_eq!(refused, 30, "130 asked, 100 allowed");
+    let log = std::fs::read_to_string(&t.instance.log).unwrap_or_default();
+    let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        refused, 30,
+        "130 asked, 100 allowed; socket end {ended:?}; other messages {other:?}; server log (last lines, newest first):\n{tail}"
+    );
     // Every one of the 100 live subscriptions gets the next event; nothing else does.
     let admin = login_at(&t.client, &t.instance.url(), PASSWORD).await;
     let (_, created) = post_graphql(

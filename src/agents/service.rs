@@ -342,7 +342,9 @@ pub async fn resolve_approval(hub: &Arc<AgentHub>, actor: &Actor, id: &str, deci
     validate::max_len("id", id, validate::MAX_NAME)?;
     let known = hub.approvals().get(id).ok_or_else(|| AppError::NotFound(format!("unknown approval {id}")))?;
     if known.status != ApprovalState::Pending {
-        let now = format!("{:?}", known.status).to_uppercase();
+        // The GraphQL name of the state (its serde name is the same word).
+        let now =
+            serde_json::to_value(known.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         return Err(AppError::invalid("id", format!("approval {id} is already {now}: it cannot be decided again")));
     }
     hub.runtime().resolve_approval(id, decision).await?;

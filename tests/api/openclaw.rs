@@ -12,7 +12,7 @@ use mission_control::config::RuntimeKind;
 use serde_json::{Value, json};
 
 use crate::fake_gateway::{FIXTURES, FakeGateway, Options, REPLY, REPLY_COST, REPLY_TOKENS, session_id_of};
-use crate::helpers::{TestApp, VIEWER_PASSWORD, error_code, node_strings, spawn_app_with};
+use crate::helpers::{TestApp, VIEWER_PASSWORD, error_code, error_message, node_strings, spawn_app_with};
 
 /// A fixture session of the OpenClaw store (three runs, the last killed).
 pub const CAPTURE: &str = "agent:main:subagent:capture-1796152060105";
@@ -266,6 +266,7 @@ async fn approvals_are_listed_decided_recorded_and_expire() {
     }
     let again = app.graphql(resolve, json!({ "id": id, "d": "DENY" })).await;
     assert_eq!(error_code(&again), "BAD_USER_INPUT", "{again}");
+    assert!(error_message(&again).contains("already ALLOWED"), "{again}");
     let unknown = app.graphql(resolve, json!({ "id": "no-such-approval", "d": "DENY" })).await;
     assert_eq!(error_code(&unknown), "NOT_FOUND");
     let feed = app.ok("{ feed(filter: {type: AGENT}) { edges { node { action actor targetId } } } }", json!({})).await;

@@ -10,6 +10,8 @@
 //! that holds it committed, and publishes its own events. Writers never queue on SQLite's
 //! write lock (whose busy handler sleeps), and a batch writes its pages once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -190,7 +192,7 @@ pub struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
     db: DatabaseConnection,
     /// Transactions committed so far (each holds one or more changes).
-    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -198,15 +200,15 @@ impl Writer {
     /// every clone is dropped, after the changes already handed over.
     pub fn start(db: DatabaseConnection, bus: EventBus) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        let commits = std::sync::Arc::default();
-        tokio::spawn(write_loop(db.clone(), bus, queue, std::sync::Arc::clone(&commits)));
+        let commits = Arc::default();
+        tokio::spawn(write_loop(db.clone(), bus, queue, Arc::clone(&commits)));
         Writer { jobs, db, commits }
     }
 
     /// Write transactions committed so far (fewer than the changes, under load). It moves
     /// before any change of the transaction is answered, so it versions what reads may see.
     pub fn transactions(&self) -> u64 {
-        self.commits.load(std::sync::atomic::Ordering::SeqCst)
+        self.commits.load(Ordering::SeqCst)
     }
 
     /// The database, for reads.
@@ -254,7 +256,7 @@ async fn write_loop(
     db: DatabaseConnection,
     bus: EventBus,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
-    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    commits: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -262,60 +264,38 @@ async fn write_loop(
     }
 }
 
-/// Runs `jobs` in one transaction, each in a savepoint when there are several; commits;
-/// counts the commit; publishes the events of the changes that succeeded, in order; answers
-/// every caller (last: whoever sees an answer sees the count and the events already).
-async fn commit_batch(
-    db: &DatabaseConnection,
-    bus: &EventBus,
-    commits: &std::sync::atomic::AtomicU64,
-    mut jobs: Vec<Box<dyn Job>>,
-) {
-    let counted = || commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+/// Runs `jobs` in one transaction, each in a savepoint when there are several (see
+/// [`Writer::run_checked`] for the changes that need none); then [`commit_and_answer`].
+async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, commits: &AtomicU64, mut jobs: Vec<Box<dyn Job>>) {
     let mut outer = match UnitOfWork::begin(db).await {
         Ok(uow) => uow,
         Err(e) => {
-            let why = e.to_string();
-            tracing::error!(error = %why, "cannot open the write transaction");
-            for job in jobs {
-                job.finish(Err(why.clone()));
-            }
+            tracing::error!(error = %e, "cannot open the write transaction");
+            fail_all(jobs, &e.to_string());
             return;
         }
     };
     if jobs.len() == 1 {
         // Alone, a change needs no savepoint: the transaction is its own.
-        let ok = run_guarded(jobs[0].as_mut(), &mut outer).await == Ran::Ok;
-        let committed = if ok {
-            let UnitOfWork { txn, events, .. } = outer;
-            match txn.commit().await {
-                Ok(()) => {
-                    counted();
-                    events.into_iter().for_each(|event| bus.publish(event));
-                    Ok(())
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        } else {
-            let _ = outer.txn.rollback().await;
-            Ok(())
-        };
-        jobs.pop().into_iter().for_each(|job| job.finish(committed.clone()));
+        if run_guarded(jobs[0].as_mut(), &mut outer).await == Ran::Ok {
+            return commit_and_answer(outer, jobs, bus, commits).await;
+        }
+        // Its own outcome (a refusal) is its answer; nothing was committed for it to wait on.
+        let _ = outer.txn.rollback().await;
+        jobs.into_iter().for_each(|job| job.finish(Ok(())));
         return;
     }
     for job in &mut jobs {
         if !job.isolated() {
             let queued = outer.events.len();
             match run_guarded(job.as_mut(), &mut outer).await {
-                Ran::Ok => continue,
+                Ran::Ok => {}
                 // Refused before it wrote: nothing to undo but events it may have queued.
                 Ran::Refused => outer.events.truncate(queued),
                 Ran::Failed => {
                     tracing::error!("a change failed inside a batch; the batch is rolled back");
                     let _ = outer.txn.rollback().await;
-                    for job in jobs {
-                        job.finish(Err("another change of the same transaction failed".into()));
-                    }
+                    fail_all(jobs, "another change of the same transaction failed");
                     return;
                 }
             }
@@ -339,10 +319,16 @@ async fn commit_batch(
             let _ = uow.txn.rollback().await;
         }
     }
-    let UnitOfWork { txn: outer, events, .. } = outer;
-    let committed = match outer.commit().await {
+    commit_and_answer(outer, jobs, bus, commits).await;
+}
+
+/// Commits `outer`; counts the commit; publishes its events in order; answers every caller
+/// (last: whoever sees an answer sees the count and the events already).
+async fn commit_and_answer(outer: UnitOfWork, jobs: Vec<Box<dyn Job>>, bus: &EventBus, commits: &AtomicU64) {
+    let UnitOfWork { txn, events, .. } = outer;
+    let committed = match txn.commit().await {
         Ok(()) => {
-            counted();
+            commits.fetch_add(1, Ordering::SeqCst);
             events.into_iter().for_each(|event| bus.publish(event));
             Ok(())
         }
@@ -353,6 +339,13 @@ async fn commit_batch(
     };
     for job in jobs {
         job.finish(committed.clone());
+    }
+}
+
+/// Answers every change of a batch that did not commit.
+fn fail_all(jobs: Vec<Box<dyn Job>>, why: &str) {
+    for job in jobs {
+        job.finish(Err(why.to_owned()));
     }
 }
 
@@ -388,7 +381,7 @@ mod tests {
                     }
                     .insert(uow.txn())
                     .await?;
-                    uow.publish_after_commit(Event::Activity(std::sync::Arc::new(row.clone())));
+                    uow.publish_after_commit(Event::Activity(Arc::new(row.clone())));
                     if fail {
                         return Err(AppError::invalid("x", "refused after writing"));
                     }

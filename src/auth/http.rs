@@ -91,7 +91,7 @@ pub async fn login(
         }
     };
     let (token, expires) = auth.tokens.issue_for(&subject, role, uid.as_deref(), Utc::now())?;
-    let mut change = Change::new("auth.login").after(json!({ "role": role.as_str().to_ascii_uppercase() }));
+    let mut change = Change::new("auth.login").after(json!({ "role": role.graphql_name() }));
     if let Some(id) = &uid {
         change = change.target("user", id);
     }

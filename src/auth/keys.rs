@@ -140,7 +140,7 @@ impl KeyRing {
                 continue;
             };
             fresh.by_prefix.entry(row.prefix.clone()).or_default().push(row.id.clone());
-            let role = Role::parse(&row.role).unwrap_or(Role::Viewer);
+            let role = Role::stored(&row.role);
             let key = LiveKey { id: row.id.clone(), name: row.name, role, expires_at: row.expires_at, hash };
             fresh.by_id.insert(row.id, key);
         }

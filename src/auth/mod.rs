@@ -204,6 +204,20 @@ impl Role {
         }
     }
 
+    /// The role stored as `word`; an unknown word reads as the least role.
+    pub fn stored(word: &str) -> Role {
+        Role::parse(word).unwrap_or(Role::Viewer)
+    }
+
+    /// The GraphQL name (`ADMIN`, `OPERATOR`, `VIEWER`), as the audit log records it.
+    pub fn graphql_name(self) -> &'static str {
+        match self {
+            Role::Admin => "ADMIN",
+            Role::Operator => "OPERATOR",
+            Role::Viewer => "VIEWER",
+        }
+    }
+
     fn rank(self) -> u8 {
         match self {
             Role::Viewer => 0,

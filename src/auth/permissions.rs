@@ -58,5 +58,7 @@ mod tests {
         assert_eq!(required(OperationType::Mutation, "somethingNew"), Role::Admin);
         assert_eq!(required(OperationType::Query, "tasks"), Role::Viewer);
         assert_eq!(required(OperationType::Query, "users"), Role::Admin);
+        assert_eq!(Role::stored("operator").graphql_name(), "OPERATOR");
+        assert_eq!(Role::stored("no such role"), Role::Viewer, "an unknown stored word is the least role");
     }
 }

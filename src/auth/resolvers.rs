@@ -81,7 +81,7 @@ impl ApiKey {
         &self.0.name
     }
     async fn role(&self) -> Role {
-        Role::parse(&self.0.role).unwrap_or(Role::Viewer)
+        Role::stored(&self.0.role)
     }
     /// The key's first characters, to tell keys apart.
     async fn prefix(&self) -> &str {
@@ -199,7 +199,7 @@ where
 fn key_json(row: &api_key::Model) -> serde_json::Value {
     serde_json::json!({
         "name": row.name,
-        "role": row.role.to_ascii_uppercase(),
+        "role": Role::stored(&row.role).graphql_name(),
         "prefix": row.prefix,
         "expiresAt": row.expires_at.map(from_millis),
         "revokedAt": row.revoked_at.map(from_millis),

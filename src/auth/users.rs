@@ -119,14 +119,14 @@ fn account_of(row: &user::Model) -> Account {
 
 /// The stored role of `row` (an unknown word reads as the least role).
 pub fn role_of(row: &user::Model) -> Role {
-    Role::parse(&row.role).unwrap_or(Role::Viewer)
+    Role::stored(&row.role)
 }
 
 /// An account as the audit log shows it (never its password hash).
 pub fn audited(row: &user::Model) -> serde_json::Value {
     serde_json::json!({
         "username": row.username,
-        "role": role_of(row).as_str().to_ascii_uppercase(),
+        "role": role_of(row).graphql_name(),
         "disabled": row.disabled,
     })
 }

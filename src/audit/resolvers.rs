@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use super::AuditFilter;
 use crate::auth::{ActorKind, viewer};
-use crate::entity::audit_entry;
+use crate::entity::{audit_entry, stored_json};
 use crate::pagination;
 use crate::time::from_millis;
 
@@ -16,10 +16,6 @@ const CURSOR_TAG: &str = "u";
 
 /// One entry of the audit log.
 pub struct AuditEntry(audit_entry::Model);
-
-fn json(text: Option<&str>) -> Option<Json<serde_json::Value>> {
-    text.and_then(|t| serde_json::from_str(t).ok()).map(Json)
-}
 
 #[Object]
 impl AuditEntry {
@@ -44,11 +40,11 @@ impl AuditEntry {
     }
     /// What the change replaced (for an update, the fields it changed).
     async fn before(&self) -> Option<Json<serde_json::Value>> {
-        json(self.0.before.as_deref())
+        stored_json(self.0.before.as_deref())
     }
     /// What the change left.
     async fn after(&self) -> Option<Json<serde_json::Value>> {
-        json(self.0.after.as_deref())
+        stored_json(self.0.after.as_deref())
     }
     async fn client_address(&self) -> Option<&str> {
         self.0.client_address.as_deref()

@@ -12,6 +12,11 @@ pub mod task_search;
 pub mod task_tag;
 pub mod user;
 
+/// A JSON column's text as a GraphQL `JSON` value (none for null or unreadable text).
+pub fn stored_json(text: Option<&str>) -> Option<async_graphql::Json<serde_json::Value>> {
+    text.and_then(|t| serde_json::from_str(t).ok()).map(async_graphql::Json)
+}
+
 /// Implements `as_str`/`parse` between a GraphQL enum and its stored string.
 macro_rules! stored_enum {
     ($ty:ident { $($variant:ident => $s:literal),* $(,)? }) => {

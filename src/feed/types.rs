@@ -36,7 +36,7 @@ impl Activity {
         self.0.target_id.as_deref()
     }
     async fn metadata(&self) -> Option<Json<serde_json::Value>> {
-        self.0.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).map(Json)
+        crate::entity::stored_json(self.0.metadata.as_deref())
     }
     async fn timestamp(&self) -> DateTime<Utc> {
         from_millis(self.0.timestamp)

@@ -190,7 +190,7 @@ impl Task {
         serde_json::from_str(&self.0.tags).unwrap_or_default()
     }
     async fn metadata(&self) -> Option<Json<serde_json::Value>> {
-        self.0.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).map(Json)
+        crate::entity::stored_json(self.0.metadata.as_deref())
     }
     /// Comments, oldest first.
     async fn comments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Comment>> {

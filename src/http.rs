@@ -285,7 +285,7 @@ async fn execute(
         if request_error && media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     if let (Some(slot), BatchResponse::Single(single)) = (slot, &response)
         && single.errors.is_empty()
-        && read_cache::cacheable(&slot.query, slot.operation.as_deref())
+        && crate::query_limits::cacheable_read(&slot.query, slot.operation.as_deref())
     {
         let body = Bytes::from(body);
         slot.cache.put(slot.key, slot.generation, body.clone());

@@ -351,6 +351,26 @@ fn selected_operation<'d>(
     }
 }
 
+/// Whether `query` (as it runs with `operation_name`) is a query whose root fields are all
+/// [`crate::read_cache::CACHEABLE`], selected plainly (no fragment, no directive at the root).
+/// Only ever asked of a document that already ran without error, so within every limit.
+pub fn cacheable_read(query: &str, operation_name: Option<&str>) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(query) else { return false };
+    let Some(op) = selected_operation(&doc, operation_name) else { return false };
+    let items = &op.selection_set.node.items;
+    op.ty == OperationType::Query
+        && doc.fragments.is_empty()
+        && !items.is_empty()
+        && items.iter().all(|item| match &item.node {
+            Selection::Field(field) => {
+                let name = field.node.name.node.as_str();
+                field.node.directives.is_empty()
+                    && (crate::read_cache::CACHEABLE.contains(&name) || name == "__typename")
+            }
+            _ => false,
+        })
+}
+
 fn runs_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
     selected_operation(doc, operation_name).is_some_and(|op| op.ty == OperationType::Mutation)
 }
@@ -441,6 +461,23 @@ impl Extension for QueryLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_board_reads_are_cacheable() {
+        assert!(cacheable_read("{ tasks(first: 5) { edges { node { id } } } }", None));
+        assert!(cacheable_read("query Q { task(id: \"x\") { id } }", Some("Q")));
+        for no in [
+            "mutation { createTask(input: {title: \"x\"}) { id } }",
+            "{ tasks { totalCount } me { name } }",
+            "{ feedStats { recent24h } }",
+            "{ ...F } fragment F on Query { tasks { totalCount } }",
+            "{ tasks @skip(if: false) { totalCount } }",
+            "subscription { taskUpdated { kind } }",
+            "not graphql",
+        ] {
+            assert!(!cacheable_read(no, None), "{no}");
+        }
+    }
 
     #[test]
     fn scan_counts_tokens_and_nesting_outside_strings_and_comments() {

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use axum::body::Bytes;
 
 /// Root fields whose answers depend only on committed rows and the agent snapshot, and are
-/// the same for every role.
-const CACHEABLE: [&str; 2] = ["tasks", "task"];
+/// the same for every role (`query_limits::cacheable_read` judges a document by them).
+pub const CACHEABLE: [&str; 2] = ["tasks", "task"];
 /// Most answers kept; the largest request and answer kept.
 const MAX_ENTRIES: usize = 512;
 const MAX_KEY: usize = 16 * 1024;
@@ -64,53 +64,9 @@ impl ReadCache {
     }
 }
 
-/// Whether `query` is one query operation (named `operation`, or the only one) whose root
-/// fields are all cacheable.
-pub fn cacheable(query: &str, operation: Option<&str>) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
-    let Ok(doc) = async_graphql::parser::parse_query(query) else { return false };
-    let op = match (&doc.operations, operation) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-            Some(op) => op,
-            None => return false,
-        },
-        (DocumentOperations::Multiple(_), None) => return false,
-    };
-    if op.node.ty != OperationType::Query || !doc.fragments.is_empty() {
-        return false;
-    }
-    let items = &op.node.selection_set.node.items;
-    !items.is_empty()
-        && items.iter().all(|item| match &item.node {
-            Selection::Field(field) => {
-                let name = field.node.name.node.as_str();
-                field.node.directives.is_empty() && (CACHEABLE.contains(&name) || name == "__typename")
-            }
-            _ => false,
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_board_reads_are_cacheable() {
-        assert!(cacheable("{ tasks(first: 5) { edges { node { id } } } }", None));
-        assert!(cacheable("query Q { task(id: \"x\") { id } }", Some("Q")));
-        for no in [
-            "mutation { createTask(input: {title: \"x\"}) { id } }",
-            "{ tasks { totalCount } me { name } }",
-            "{ feedStats { recent24h } }",
-            "{ ...F } fragment F on Query { tasks { totalCount } }",
-            "{ tasks @skip(if: false) { totalCount } }",
-            "subscription { taskUpdated { kind } }",
-            "not graphql",
-        ] {
-            assert!(!cacheable(no, None), "{no}");
-        }
-    }
 
     #[test]
     fn an_answer_is_served_only_at_its_generation() {

@@ -56,6 +56,33 @@ pub fn decode_seq(cursor: &str, tag: &str) -> Result<i64, AppError> {
     parts[1].parse().map_err(|_| AppError::invalid("after", "malformed cursor"))
 }
 
+/// `select` narrowed to rows whose `column` is `value`, when a filter gives one (a name of at
+/// most `validate::MAX_NAME` characters; `field` names it in errors).
+pub fn equal_to<E: sea_orm::EntityTrait>(
+    select: sea_orm::Select<E>,
+    field: &str,
+    value: Option<&String>,
+    column: impl sea_orm::ColumnTrait,
+) -> crate::error::AppResult<sea_orm::Select<E>> {
+    use sea_orm::QueryFilter;
+    let Some(value) = value else { return Ok(select) };
+    crate::validate::max_len(field, value, crate::validate::MAX_NAME)?;
+    Ok(select.filter(column.eq(value.as_str())))
+}
+
+/// `select` narrowed to rows whose epoch-millisecond `column` is at or after `since`, when a
+/// filter gives it.
+pub fn since<E: sea_orm::EntityTrait>(
+    select: sea_orm::Select<E>,
+    field: &str,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    column: impl sea_orm::ColumnTrait,
+) -> crate::error::AppResult<sea_orm::Select<E>> {
+    use sea_orm::QueryFilter;
+    let Some(since) = since else { return Ok(select) };
+    Ok(select.filter(column.gte(crate::validate::date(field, since)?)))
+}
+
 /// One page of a sequence-ordered list, newest first, strictly older than `before_id`; and
 /// whether there are more.
 pub async fn newest_first<E: sea_orm::EntityTrait>(

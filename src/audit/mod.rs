@@ -11,7 +11,6 @@ use crate::auth::Actor;
 use crate::entity::audit_entry;
 use crate::error::AppResult;
 use crate::time::now_millis;
-use crate::validate;
 
 /// A change about to be recorded: `<domain>.<verb>`, what it touched, and the values before
 /// and after (of what changed, for an update).
@@ -93,23 +92,13 @@ pub struct AuditFilter {
 }
 
 fn filtered(filter: &AuditFilter) -> AppResult<Select<audit_entry::Entity>> {
-    let mut select = audit_entry::Entity::find();
-    if let Some(actor) = &filter.actor {
-        validate::max_len("filter.actor", actor, validate::MAX_NAME)?;
-        select = select.filter(audit_entry::Column::Actor.eq(actor.as_str()));
-    }
-    if let Some(action) = &filter.action {
-        validate::max_len("filter.action", action, validate::MAX_NAME)?;
-        select = select.filter(audit_entry::Column::Action.eq(action.as_str()));
-    }
-    if let Some(target) = &filter.target_id {
-        validate::max_len("filter.targetId", target, validate::MAX_NAME)?;
-        select = select.filter(audit_entry::Column::TargetId.eq(target.as_str()));
-    }
-    if let Some(since) = filter.since {
-        select = select.filter(audit_entry::Column::Timestamp.gte(validate::date("filter.since", since)?));
-    }
-    Ok(select)
+    use crate::pagination::{equal_to, since};
+    use audit_entry::Column;
+    let select = audit_entry::Entity::find();
+    let select = equal_to(select, "filter.actor", filter.actor.as_ref(), Column::Actor)?;
+    let select = equal_to(select, "filter.action", filter.action.as_ref(), Column::Action)?;
+    let select = equal_to(select, "filter.targetId", filter.target_id.as_ref(), Column::TargetId)?;
+    since(select, "filter.since", filter.since, Column::Timestamp)
 }
 
 /// One page of entries, newest first, strictly older than `before_id`.

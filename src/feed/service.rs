@@ -13,8 +13,8 @@ use crate::entity::stored_enum;
 use crate::entity::{activity, agent_metric, task};
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
+use crate::pagination;
 use crate::time::now_millis;
-use crate::validate;
 
 /// What an activity is about; the GraphQL `ActivityType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
@@ -98,18 +98,10 @@ pub fn filtered(filter: &FeedFilter) -> AppResult<Select<activity::Entity>> {
     if let Some(kind) = filter.kind {
         select = select.filter(activity::Column::Kind.eq(kind.as_str()));
     }
-    if let Some(actor) = &filter.actor {
-        validate::max_len("filter.actor", actor, validate::MAX_NAME)?;
-        select = select.filter(activity::Column::Actor.eq(actor.as_str()));
-    }
-    if let Some(target) = &filter.target_id {
-        validate::max_len("filter.targetId", target, validate::MAX_NAME)?;
-        select = select.filter(activity::Column::TargetId.eq(target.as_str()));
-    }
-    if let Some(since) = filter.since {
-        select = select.filter(activity::Column::Timestamp.gte(validate::date("filter.since", since)?));
-    }
-    Ok(select)
+    let select = pagination::equal_to(select, "filter.actor", filter.actor.as_ref(), activity::Column::Actor)?;
+    let select =
+        pagination::equal_to(select, "filter.targetId", filter.target_id.as_ref(), activity::Column::TargetId)?;
+    pagination::since(select, "filter.since", filter.since, activity::Column::Timestamp)
 }
 
 /// One page of the feed, newest first, strictly older than `before_id`.
@@ -119,7 +111,7 @@ pub async fn list(
     first: u64,
     before_id: Option<i64>,
 ) -> AppResult<(Vec<activity::Model>, bool)> {
-    crate::pagination::newest_first(db, filtered(filter)?, activity::Column::Id, first, before_id).await
+    pagination::newest_first(db, filtered(filter)?, activity::Column::Id, first, before_id).await
 }
 
 /// Number of activities matching `filter`.

@@ -37,7 +37,8 @@ pub struct LiveKey {
     pub role: Role,
     /// Epoch milliseconds.
     pub expires_at: Option<i64>,
-    hash: [u8; 32],
+    /// SHA-256 of the key, hex, as stored.
+    hash: String,
 }
 
 impl LiveKey {
@@ -64,23 +65,9 @@ struct Live {
     by_prefix: HashMap<String, Vec<String>>,
 }
 
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+/// SHA-256 of `key`, hex (the stored form).
+fn digest(key: &str) -> String {
+    format!("{:x}", Sha256::digest(key.as_bytes()))
 }
 
 impl KeyRing {
@@ -94,7 +81,7 @@ impl KeyRing {
             .get(prefix)?
             .iter()
             .filter_map(|id| live.by_id.get(id))
-            .find(|key| bool::from(key.hash.ct_eq(&hash)))
+            .find(|key| bool::from(key.hash.as_bytes().ct_eq(hash.as_bytes())))
             .filter(|key| key.is_live(now))
             .cloned()
     }
@@ -135,13 +122,10 @@ impl KeyRing {
         let rows = api_key::Entity::find().filter(api_key::Column::RevokedAt.is_null()).all(db).await?;
         let mut fresh = Live::default();
         for row in rows {
-            let Some(hash) = unhex(&row.key_hash) else {
-                tracing::warn!(key = %row.id, "API key with an unreadable hash; ignoring it");
-                continue;
-            };
             fresh.by_prefix.entry(row.prefix.clone()).or_default().push(row.id.clone());
             let role = Role::stored(&row.role);
-            let key = LiveKey { id: row.id.clone(), name: row.name, role, expires_at: row.expires_at, hash };
+            let key =
+                LiveKey { id: row.id.clone(), name: row.name, role, expires_at: row.expires_at, hash: row.key_hash };
             fresh.by_id.insert(row.id, key);
         }
         Ok(LoadedKeys(fresh))
@@ -213,7 +197,7 @@ pub async fn create(
         name: Set(name.to_owned()),
         role: Set(role.as_str().to_owned()),
         prefix: Set(key[..SHOWN].to_owned()),
-        key_hash: Set(hex(&digest(&key))),
+        key_hash: Set(digest(&key)),
         created_by: Set(created_by.to_owned()),
         created_at: Set(now),
         expires_at: Set(expires_at),
@@ -257,6 +241,7 @@ mod tests {
         let made = create(&db, "ci-bot", Role::Operator, None, "admin").await.unwrap();
         assert!(made.key.starts_with("mc_") && made.key.len() == 46, "{}", made.key);
         assert_ne!(made.row.key_hash, made.key, "the key itself is not stored");
+        assert!(made.row.key_hash.len() == 64 && made.row.key_hash.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(ring.find(&made.key).is_none(), "not yet refreshed");
         ring.refresh(&db).await.unwrap();
         assert_eq!(ring.find(&made.key).unwrap().name, "ci-bot");

@@ -67,8 +67,8 @@ enum AgentMetrics {
     Timestamp,
 }
 
-/// `CREATE INDEX name ON table (cols...)`.
-fn index<T: IntoIden + Copy + 'static>(name: &str, table: T, cols: &[T]) -> IndexCreateStatement {
+/// `CREATE INDEX name ON table (cols...)` (later migrations use it too).
+pub(crate) fn index<T: IntoIden + Copy + 'static>(name: &str, table: T, cols: &[T]) -> IndexCreateStatement {
     let mut stmt = Index::create();
     stmt.name(name).table(table).if_not_exists();
     for &col in cols {

@@ -80,12 +80,7 @@ impl MigrationTrait for Migration {
             ("idx_audit_target", vec![AuditLog::TargetId, AuditLog::Id]),
             ("idx_audit_timestamp", vec![AuditLog::Timestamp]),
         ] {
-            let mut index = Index::create();
-            index.name(name).table(AuditLog::Table);
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index.take()).await?;
+            manager.create_index(crate::m20261124_000001_init::index(name, AuditLog::Table, &cols)).await?;
         }
         Ok(())
     }

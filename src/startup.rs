@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::agents::runtime::AgentRuntime;
 use crate::agents::{AgentHub, RuntimeChoice, RuntimeKind};
 pub use crate::auth::AuthState;
+use crate::auth::keys::KeyRing;
 use crate::auth::users::Directory;
 use crate::auth::{PasswordCheck, TokenService};
 use crate::config::Config;
@@ -145,35 +146,37 @@ const KEY_USES_FLUSH: Duration = Duration::from_secs(10);
 /// Keeps the account directory in step with the database until shutdown; every few seconds
 /// and at shutdown, writes when the API keys were last used and drops expired revocations.
 async fn refresh_accounts(directory: Arc<Directory>, changes: Writer, mut stop: shutdown::Signal) {
-    let db = changes.db().clone();
     let mut tick = tokio::time::interval(ACCOUNTS_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(KEY_USES_FLUSH);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let flush_uses = async |directory: &Arc<Directory>| {
-        let directory = Arc::clone(directory);
+    let flush_uses = async || {
+        let uses = directory.keys.take_uses();
+        let pending = uses.clone();
         let written = changes
             .run(move |uow| {
                 Box::pin(async move {
                     Directory::prune_revoked(uow.txn()).await?;
-                    directory.keys.flush_uses(uow.txn()).await
+                    KeyRing::write_uses(uow.txn(), &pending).await
                 })
             })
             .await;
         if let Err(e) = written {
+            // Not committed (this write, or its batch): the uses wait for the next flush.
+            directory.keys.restore_uses(uses);
             tracing::warn!(error = %e, "cannot write when API keys were last used; retrying later");
         }
     };
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = directory.refresh(&db).await {
+                if let Err(e) = directory.refresh(changes.db()).await {
                     tracing::warn!(error = %e, "cannot re-read accounts; keeping the last ones");
                 }
             }
-            _ = flush.tick() => flush_uses(&directory).await,
+            _ = flush.tick() => flush_uses().await,
             _ = stop.wait() => {
-                flush_uses(&directory).await;
+                flush_uses().await;
                 return;
             }
         }

@@ -131,29 +131,31 @@ impl KeyRing {
         Ok(LoadedKeys(fresh))
     }
 
-    /// Writes the uses noted since the last flush: one statement per key used, whatever the
-    /// number of requests. A write that fails is retried at the next flush.
-    pub async fn flush_uses(&self, db: &impl ConnectionTrait) -> AppResult<()> {
-        let pending: Vec<(String, i64)> = match self.used.lock() {
-            Ok(mut used) => used.drain().collect(),
-            Err(_) => return Ok(()),
-        };
-        for (n, (id, at)) in pending.iter().enumerate() {
-            let written = api_key::Entity::update_many()
+    /// The uses noted since the last call, to write with [`KeyRing::write_uses`].
+    pub fn take_uses(&self) -> Vec<(String, i64)> {
+        self.used.lock().map(|mut used| used.drain().collect()).unwrap_or_default()
+    }
+
+    /// Puts back uses whose write did not commit, to be written next time (a later use of the
+    /// same key wins).
+    pub fn restore_uses(&self, uses: Vec<(String, i64)>) {
+        if let Ok(mut used) = self.used.lock() {
+            for (id, at) in uses {
+                let slot = used.entry(id).or_insert(at);
+                *slot = Ord::max(*slot, at);
+            }
+        }
+    }
+
+    /// Writes `uses`: one statement per key used, whatever the number of requests.
+    pub async fn write_uses(db: &impl ConnectionTrait, uses: &[(String, i64)]) -> AppResult<()> {
+        for (id, at) in uses {
+            api_key::Entity::update_many()
                 .col_expr(api_key::Column::LastUsedAt, Expr::value(*at))
                 .filter(api_key::Column::Id.eq(id.as_str()))
                 .filter(api_key::Column::LastUsedAt.is_null().or(Expr::col(api_key::Column::LastUsedAt).lt(*at)))
                 .exec(db)
-                .await;
-            if let Err(e) = written {
-                if let Ok(mut used) = self.used.lock() {
-                    for (id, at) in &pending[n..] {
-                        let slot = used.entry(id.clone()).or_insert(*at);
-                        *slot = Ord::max(*slot, *at);
-                    }
-                }
-                return Err(e.into());
-            }
+                .await?;
         }
         Ok(())
     }
@@ -275,7 +277,12 @@ mod tests {
             ring.note_use(&made.row.id);
         }
         let noted = ring.unwritten_use(&made.row.id).unwrap();
-        ring.flush_uses(&db).await.unwrap();
+        let uses = ring.take_uses();
+        assert_eq!(uses.len(), 1, "one write for a hundred uses");
+        // A write that did not commit is put back for the next flush.
+        ring.restore_uses(uses);
+        assert_eq!(ring.unwritten_use(&made.row.id), Some(noted));
+        KeyRing::write_uses(&db, &ring.take_uses()).await.unwrap();
         assert!(ring.unwritten_use(&made.row.id).is_none());
         let row = api_key::Entity::find_by_id(made.row.id.clone()).one(&db).await.unwrap().unwrap();
         assert_eq!(row.last_used_at, Some(noted));

@@ -60,6 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     tags: Set(format!("[\"tag{}\"]", i % 50)),
                     metadata: Set(None),
                     comment_count: Set(0),
+                    ..Default::default()
                 }
             })
             .collect();

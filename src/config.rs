@@ -137,6 +137,11 @@ pub struct Config {
     #[arg(long, env = "MC_LOGIN_RATE_LIMIT", default_value_t = 5)]
     pub login_rate_limit: u32,
 
+    /// Where a dispatched task goes when its agent's run is DONE: `review` (a person looks
+    /// at the receipt first) or `done`.
+    #[arg(long, env = "MC_DISPATCH_DONE_STATUS", default_value = "review", value_enum, ignore_case = true)]
+    pub dispatch_done_status: DispatchDone,
+
     /// How long audit entries are kept (e.g. `365d`); by default, forever.
     #[arg(long, env = "MC_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
     pub audit_retention: Option<Duration>,
@@ -400,5 +405,22 @@ mod tests {
     #[test]
     fn development_accepts_defaults() {
         assert!(Config::for_tests("sqlite::memory:").validate().is_ok());
+    }
+}
+
+/// Where a dispatched task goes when its run is DONE (`--dispatch-done-status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DispatchDone {
+    Review,
+    Done,
+}
+
+impl DispatchDone {
+    /// The task status it names.
+    pub fn status(self) -> crate::tasks::types::TaskStatus {
+        match self {
+            DispatchDone::Review => crate::tasks::types::TaskStatus::Review,
+            DispatchDone::Done => crate::tasks::types::TaskStatus::Done,
+        }
     }
 }

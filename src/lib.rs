@@ -13,6 +13,7 @@
 //! - [`entity`]: sea-orm entities, one per table.
 //! - [`auth`]: login, tokens, the caller identity.
 //! - [`tasks`], [`feed`], [`agents`]: one folder per domain (`types`, `service`, `resolvers`).
+//! - [`work`]: the board driving the agents: dispatch, claims with leases, and task runs.
 //! - [`loaders`]: batch loaders (one query per list, not per row); [`limits`]: rate limits; [`redis_bus`]: Redis transport, leader lease, shared counters.
 //! - [`pagination`], [`validate`], [`time`], [`subscriptions`], [`shutdown`]: small shared helpers.
 
@@ -41,4 +42,5 @@ pub mod subscriptions;
 pub mod tasks;
 pub mod time;
 pub mod validate;
+pub mod work;
 pub mod ws;

@@ -22,6 +22,7 @@ use crate::auth::resolvers::{AuthMutation, AuthQuery};
 use crate::error::{ErrorCode, with_code};
 use crate::feed::resolvers::{FeedQuery, FeedSubscription};
 use crate::tasks::resolvers::{TaskMutation, TaskQuery, TaskSubscription};
+use crate::work::resolvers::WorkMutation;
 
 /// The query root.
 #[derive(MergedObject, Default)]
@@ -29,7 +30,7 @@ pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery, AuditQuery);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(TaskMutation, AgentMutation, AuthMutation);
+pub struct Mutation(TaskMutation, WorkMutation, AgentMutation, AuthMutation);
 
 /// The subscription root.
 #[derive(MergedSubscription, Default)]

@@ -16,6 +16,10 @@ pub enum AgentState {
     Unknown,
 }
 
+crate::entity::stored_enum!(AgentState {
+    Running => "RUNNING", Idle => "IDLE", Done => "DONE", Failed => "FAILED", Killed => "KILLED", Unknown => "UNKNOWN"
+});
+
 /// One agent (a runtime session) as seen at one poll.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AgentInfo {

@@ -76,6 +76,8 @@ pub struct AppState {
     pub read_cache: Option<Arc<crate::read_cache::ReadCache>>,
     pub bus: EventBus,
     pub hub: Arc<AgentHub>,
+    /// Dispatch and claims (GraphQL and MCP share it).
+    pub work: Arc<crate::work::Work>,
     pub auth: Arc<AuthState>,
     pub rate: Arc<RateLimits>,
     pub limits: Limits,
@@ -243,6 +245,7 @@ fn schema(
     writer: &Writer,
     bus: &EventBus,
     hub: &Arc<AgentHub>,
+    work: &Arc<crate::work::Work>,
     directory: &Arc<Directory>,
 ) -> AppSchema {
     let mut builder = schema::build_with(schema::QueryLimits {
@@ -262,6 +265,7 @@ fn schema(
     .data(Arc::clone(hub))
     .data(Arc::clone(hub) as Arc<dyn crate::feed::LiveAgents>)
     .data(Arc::clone(directory))
+    .data(Arc::clone(work))
     .limit_complexity(config.max_query_complexity)
     .limit_recursive_depth(32);
     if config.production {
@@ -336,7 +340,8 @@ impl App {
             tokio::spawn(crate::audit::prune_forever(writer.clone(), keep, stop.1.clone()));
         }
         let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &writer, &bus).await?;
-        let schema = schema(&config, &writer, &bus, &hub, &auth.directory);
+        let work = crate::work::Work::start(writer.clone(), Arc::clone(&hub), bus.clone(), config.dispatch_done_status.status());
+        let schema = schema(&config, &writer, &bus, &hub, &work, &auth.directory);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let state = AppState {
@@ -345,6 +350,7 @@ impl App {
             writer,
             bus,
             hub,
+            work,
             auth: Arc::new(auth),
             // With Redis another instance may commit a change this one hears of late.
             read_cache: redis.is_none().then(Arc::default),
@@ -382,6 +388,7 @@ impl App {
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (trigger, signal) = self.stop;
         let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal.clone()));
+        let sweeper = tokio::spawn(Arc::clone(&self.state.work).run_until_stopped(signal.clone()));
         if self.demo {
             let s = &self.state;
             tokio::spawn(crate::agents::demo::keep_alive(
@@ -407,6 +414,7 @@ impl App {
         let served = crate::serve::serve(self.listener, router, self.header_timeout, stop).await;
         trigger.fire();
         let _ = poller.await;
+        let _ = sweeper.await;
         let _ = janitor.await;
         served
     }

@@ -42,6 +42,28 @@ pub enum Leadership {
     Lease(Box<crate::redis_bus::LeaderLock>),
 }
 
+/// How a followed run ended, as the hub tells a [`RunObserver`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    /// The run finished.
+    Done,
+    /// The run failed; why, in the runtime's words.
+    Failed(String),
+    /// The run was aborted (a kill).
+    Killed,
+    /// The run could not be followed to its end (the runtime kept failing to answer).
+    Lost(String),
+}
+
+/// Told when a run this instance follows ends, after the poll that shows its outcome.
+///
+/// Domains above the agents (dispatch) learn of ended runs through this, so the agents domain
+/// does not need to know them.
+#[async_trait::async_trait]
+pub trait RunObserver: Send + Sync {
+    async fn run_ended(&self, session_key: &str, run_id: &str, end: RunEnd);
+}
+
 /// Bookkeeping of the poller, behind one lock so two polls never overlap.
 #[derive(Default)]
 struct PollState {
@@ -62,6 +84,9 @@ pub struct AgentHub {
     leadership: Leadership,
     leader: std::sync::atomic::AtomicBool,
     approvals: approvals::Approvals,
+    /// Runs being followed now (a run is followed once, however many ask).
+    following: std::sync::Mutex<std::collections::HashSet<String>>,
+    observer: std::sync::OnceLock<Arc<dyn RunObserver>>,
 }
 
 impl AgentHub {
@@ -78,6 +103,29 @@ impl AgentHub {
             leadership: Leadership::Always,
             leader: std::sync::atomic::AtomicBool::new(true),
             approvals: approvals::Approvals::default(),
+            following: Default::default(),
+            observer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets who is told when followed runs end (once; later calls are ignored).
+    pub fn set_run_observer(&self, observer: Arc<dyn RunObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Marks `run_id` followed; false when it already was.
+    fn start_following(&self, run_id: &str) -> bool {
+        self.following.lock().map(|mut f| f.insert(run_id.to_owned())).unwrap_or(false)
+    }
+
+    /// The run has ended (or been given up on): tells the observer.
+    async fn run_ended(&self, session_key: &str, run_id: &str, end: RunEnd) {
+        if let Some(observer) = self.observer.get() {
+            observer.run_ended(session_key, run_id, end).await;
+        }
+        // Only now: a run asked to be followed while its end is being recorded stays single.
+        if let Ok(mut following) = self.following.lock() {
+            following.remove(run_id);
         }
     }
 
@@ -362,7 +410,7 @@ impl AgentHub {
         match action {
             crate::events::AgentAction::RunStarted { session_key, run_id } => {
                 self.runtime.adopt_run(session_key, run_id);
-                service::follow_run(Arc::clone(&self), run_id.clone());
+                service::follow_run(Arc::clone(&self), session_key.clone(), run_id.clone());
             }
             crate::events::AgentAction::Killed { session_key } => self.runtime.adopt_kill(session_key),
         }

@@ -121,7 +121,8 @@ fn validate_text(field: &str, value: &str, max: usize) -> AppResult<()> {
     validate::max_len(field, value, max)
 }
 
-fn known_agent(hub: &AgentHub, id: &str) -> AppResult<AgentInfo> {
+/// The agent `id` of the current snapshot, or `NOT_FOUND`.
+pub fn known_agent(hub: &AgentHub, id: &str) -> AppResult<AgentInfo> {
     validate::max_len("id", id, validate::MAX_NAME)?;
     hub.get(id).ok_or_else(|| AppError::NotFound(format!("unknown agent {id}")))
 }
@@ -139,6 +140,24 @@ async fn log(writer: &Writer, actor: &Actor, activity: NewActivity, change: Chan
         .await
 }
 
+/// A run the runtime accepted, not yet followed: [`Started::follow`] follows it to its end.
+///
+/// Dispatch records its run before following it, so the run's end always finds the record.
+#[must_use = "a started run is followed only once `follow` is called"]
+pub struct Started {
+    pub agent: AgentInfo,
+    pub run_id: String,
+}
+
+impl Started {
+    /// Follows the run here when this instance polls the runtime, or hands it to the one that
+    /// does (so runs started through any instance reach DONE/FAILED).
+    pub fn follow(&self, hub: &Arc<AgentHub>, bus: &EventBus) {
+        let session_key = self.agent.id.clone();
+        follow_up(hub, bus, AgentAction::RunStarted { session_key, run_id: self.run_id.clone() });
+    }
+}
+
 /// Spawns `agent:main:subagent:<uuid>` with `task` as its first message; follows its run.
 pub async fn spawn(
     hub: &Arc<AgentHub>,
@@ -147,6 +166,13 @@ pub async fn spawn(
     label: &str,
     task: &str,
 ) -> AppResult<AgentInfo> {
+    let started = start_spawn(hub, actor, label, task).await?;
+    started.follow(hub, bus);
+    Ok(started.agent)
+}
+
+/// Spawns an agent as [`spawn`] does, leaving its run to be followed by the caller.
+pub async fn start_spawn(hub: &Arc<AgentHub>, actor: &Actor, label: &str, task: &str) -> AppResult<Started> {
     validate_text("label", label, validate::MAX_NAME)?;
     validate_text("task", task, MAX_MESSAGE)?;
     let key = format!("agent:main:subagent:{}", uuid::Uuid::new_v4());
@@ -172,8 +198,7 @@ pub async fn spawn(
         .metadata(serde_json::json!({ "label": label, "runId": run.run_id }));
     let after = serde_json::json!({ "label": label, "task": task, "runId": run.run_id });
     log(hub.writer(), actor, activity, Change::new("agent.spawn").target("agent", &key).after(after)).await?;
-    follow_up(hub, bus, AgentAction::RunStarted { session_key: key.clone(), run_id: run.run_id });
-    Ok(hub.get(&key).unwrap_or(agent))
+    Ok(Started { agent: hub.get(&key).unwrap_or(agent), run_id: run.run_id })
 }
 
 /// Follows up an action here when this instance polls the runtime, or hands it to the one
@@ -183,26 +208,28 @@ fn follow_up(hub: &Arc<AgentHub>, bus: &EventBus, action: AgentAction) {
         bus.publish(Event::AgentAction(Arc::new(action)));
         return;
     }
-    if let AgentAction::RunStarted { run_id, .. } = action {
-        follow_run(Arc::clone(hub), run_id);
+    if let AgentAction::RunStarted { session_key, run_id } = action {
+        follow_run(Arc::clone(hub), session_key, run_id);
     }
 }
 
-/// Follows a run to its end in the background, then polls so the outcome shows at once.
+/// Follows a run to its end in the background, polls so the outcome shows at once, then
+/// tells the hub's run observer how it ended. A run already followed is not followed twice.
 ///
 /// Only the leader follows runs; in a fleet the others see the outcome through its snapshots.
-pub fn follow_run(hub: Arc<AgentHub>, run_id: String) {
-    if !hub.is_leader() {
+pub fn follow_run(hub: Arc<AgentHub>, session_key: String, run_id: String) {
+    if !hub.is_leader() || !hub.start_following(&run_id) {
         return;
     }
     tokio::spawn(async move {
         let mut failures = 0u32;
-        loop {
+        // `None`: the run could not be followed to its end.
+        let outcome = loop {
             match hub.runtime().wait(&run_id, WAIT_SLICE_MS).await {
                 Ok(RunOutcome::Timeout) => continue,
                 Ok(outcome) => {
                     tracing::info!(run = %run_id, ?outcome, "agent run ended");
-                    break;
+                    break Some(outcome);
                 }
                 Err(err) if failures < WAIT_RETRIES => {
                     failures += 1;
@@ -214,27 +241,44 @@ pub fn follow_run(hub: Arc<AgentHub>, run_id: String) {
                 Err(err) => {
                     tracing::error!(run = %run_id, error = %err, "giving up on following agent run");
                     hub.runtime().abandon_run(&run_id);
-                    break;
+                    break None;
                 }
             }
-        }
+        };
         hub.poll_once().await;
+        let killed = hub.get(&session_key).is_some_and(|a| a.status == AgentState::Killed);
+        // OpenClaw answers a wait on an aborted run with `aborted`, the simulation with `killed`.
+        let end = match outcome {
+            Some(RunOutcome::Ok) => super::RunEnd::Done,
+            Some(RunOutcome::Error(why)) if killed || why == "aborted" || why == "killed" => super::RunEnd::Killed,
+            Some(RunOutcome::Error(why)) => super::RunEnd::Failed(why),
+            Some(RunOutcome::Timeout) | None => {
+                super::RunEnd::Lost("the agent runtime stopped answering about this run".into())
+            }
+        };
+        hub.run_ended(&session_key, &run_id, end).await;
     });
 }
 
 /// Sends `message` to agent `id`.
 pub async fn send(hub: &Arc<AgentHub>, bus: &EventBus, actor: &Actor, id: &str, message: &str) -> AppResult<()> {
+    let started = start_send(hub, actor, id, message).await?;
+    started.follow(hub, bus);
+    hub.poll_once().await;
+    Ok(())
+}
+
+/// Sends a message as [`send`] does, leaving its run to be followed by the caller.
+pub async fn start_send(hub: &Arc<AgentHub>, actor: &Actor, id: &str, message: &str) -> AppResult<Started> {
     validate_text("message", message, MAX_MESSAGE)?;
-    known_agent(hub, id)?;
+    let agent = known_agent(hub, id)?;
     let run = hub.runtime().send(id, message).await?;
     let activity = NewActivity::new(ActivityKind::Agent, &actor.name, "messaged")
         .target("agent", id)
         .metadata(serde_json::json!({ "runId": run.run_id, "length": message.chars().count() }));
     let after = serde_json::json!({ "message": message, "runId": run.run_id });
     log(hub.writer(), actor, activity, Change::new("agent.message").target("agent", id).after(after)).await?;
-    follow_up(hub, bus, AgentAction::RunStarted { session_key: id.to_owned(), run_id: run.run_id });
-    hub.poll_once().await;
-    Ok(())
+    Ok(Started { agent, run_id: run.run_id })
 }
 
 /// Kills agent `id`; returns it as it stands after the kill.

@@ -8,6 +8,7 @@ pub mod audit_entry;
 pub mod comment;
 pub mod revoked_token;
 pub mod task;
+pub mod task_run;
 pub mod task_search;
 pub mod task_tag;
 pub mod user;

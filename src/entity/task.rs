@@ -27,6 +27,15 @@ pub struct Model {
     pub metadata: Option<String>,
     /// Denormalised number of comments, kept in the same transaction as comment inserts.
     pub comment_count: i32,
+    /// The name of whoever holds the task's claim (`claimTask`), while one is held.
+    pub claimed_by: Option<String>,
+    /// The holder's identity (`USER:<name>`, `API_KEY:<name>`, or `dispatch:<uuid>` while a
+    /// dispatch is being sent): only it may renew, complete or release the claim.
+    pub claim_holder: Option<String>,
+    /// The lease length the claim was taken with; each heartbeat renews it by as much.
+    pub lease_seconds: Option<i32>,
+    /// When the claim lapses unless renewed (epoch ms).
+    pub lease_expires_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

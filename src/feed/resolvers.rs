@@ -72,6 +72,9 @@ impl FeedQuery {
             active_agents: live.active,
             total_tokens: stored.recorded_tokens.saturating_add(live.tokens),
             total_cost: stored.recorded_cost + live.cost,
+            task_runs: stored.task_runs,
+            task_tokens: stored.task_tokens,
+            task_cost: stored.task_cost,
         })
     }
 }

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use crate::db::UnitOfWork;
 use crate::entity::stored_enum;
-use crate::entity::{activity, agent_metric, task};
+use crate::entity::{activity, agent_metric, task, task_run};
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::pagination;
@@ -175,6 +175,10 @@ pub struct StoredStats {
     pub tasks_by_status: Vec<CountByKey>,
     pub recorded_tokens: i64,
     pub recorded_cost: f64,
+    /// Task runs (dispatches and claims), and the tokens and dollars they used.
+    pub task_runs: i64,
+    pub task_tokens: i64,
+    pub task_cost: f64,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -199,7 +203,19 @@ pub async fn stats(db: &impl ConnectionTrait) -> AppResult<StoredStats> {
         .one(db)
         .await?
         .ok_or_else(|| AppError::Internal("metric totals returned no row".into()))?;
+    let task_runs = task_run::Entity::find().count(db).await? as i64;
+    let runs = task_run::Entity::find()
+        .select_only()
+        .column_as(Expr::col(task_run::Column::Tokens).sum().cast_as(Alias::new("BIGINT")), "tokens")
+        .column_as(Expr::col(task_run::Column::Cost).sum(), "cost")
+        .into_model::<MetricTotals>()
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::Internal("run totals returned no row".into()))?;
     Ok(StoredStats {
+        task_runs,
+        task_tokens: runs.tokens.unwrap_or(0),
+        task_cost: runs.cost.unwrap_or(0.0),
         total_activities,
         recent_24h,
         by_type,

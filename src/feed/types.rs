@@ -60,4 +60,9 @@ pub struct FeedStats {
     pub active_agents: i64,
     pub total_tokens: i64,
     pub total_cost: f64,
+    /// Runs of tasks (dispatches to agents and claims).
+    pub task_runs: i64,
+    /// Tokens and dollars the tasks' runs used (part of the totals above).
+    pub task_tokens: i64,
+    pub task_cost: f64,
 }

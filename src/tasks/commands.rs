@@ -12,7 +12,7 @@ use super::types::{TaskPriority, TaskStatus};
 use crate::audit::{self, Change};
 use crate::auth::Actor;
 use crate::db::{UnitOfWork, Writer};
-use crate::entity::{comment, task, task_search, task_tag};
+use crate::entity::{comment, task, task_run, task_search, task_tag};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, TaskChange, TaskEventKind};
 use crate::feed::service::{ActivityKind, NewActivity, log_activity};
@@ -22,7 +22,7 @@ use crate::validate;
 /// Longest title.
 pub const MAX_TITLE: usize = 200;
 /// Longest description or comment.
-const MAX_CONTENT: usize = 10_000;
+pub const MAX_CONTENT: usize = 10_000;
 
 /// A new task, as plain values.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +51,8 @@ pub struct TaskChanges {
     pub metadata: Option<Option<serde_json::Value>>,
 }
 
-async fn get_existing(db: &impl ConnectionTrait, field: &str, id: &str) -> AppResult<task::Model> {
+/// Task `id` (named `field` in errors), or `NOT_FOUND`.
+pub async fn get_existing(db: &impl ConnectionTrait, field: &str, id: &str) -> AppResult<task::Model> {
     validate::uuid(field, id)?;
     task::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::NotFound(format!("task {id} not found")))
 }
@@ -123,6 +124,12 @@ fn publish_task(uow: &mut UnitOfWork, kind: TaskEventKind, task_id: &str, task: 
     uow.publish_after_commit(Event::Task(Arc::new(TaskChange { kind, task_id: task_id.to_owned(), task })));
 }
 
+/// Queues the `taskUpdated` event of `row` for after the unit commits.
+pub fn publish_updated(uow: &mut UnitOfWork, row: task::Model) {
+    let id = row.id.clone();
+    publish_task(uow, TaskEventKind::Updated, &id, Some(row));
+}
+
 /// Creates a task; `actor` is logged as its creator.
 pub async fn create(writer: &Writer, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
     let actor = actor.clone();
@@ -160,6 +167,8 @@ async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> App
         tags: Set(tags_text),
         metadata: Set(metadata),
         comment_count: Set(0),
+        // No claim: the claim columns start null.
+        ..Default::default()
     }
     .insert(uow.txn())
     .await?;
@@ -263,6 +272,7 @@ async fn delete_task(uow: &mut UnitOfWork, actor: &Actor, id: &str) -> AppResult
     comment::Entity::delete_many().filter(comment::Column::TaskId.eq(id)).exec(uow.txn()).await?;
     task_tag::Entity::delete_many().filter(task_tag::Column::TaskId.eq(id)).exec(uow.txn()).await?;
     task_search::Entity::delete_by_id(id).exec(uow.txn()).await?;
+    task_run::Entity::delete_many().filter(task_run::Column::TaskId.eq(id)).exec(uow.txn()).await?;
     task::Entity::delete_by_id(id).exec(uow.txn()).await?;
     log_activity(
         uow,
@@ -285,10 +295,12 @@ pub async fn add_comment(
     content: &str,
 ) -> AppResult<comment::Model> {
     let (actor, task_id, author, content) = (actor.clone(), task_id.to_owned(), author.to_owned(), content.to_owned());
-    writer.run(move |uow| Box::pin(async move { insert_comment(uow, &actor, &task_id, &author, &content).await })).await
+    writer.run(move |uow| Box::pin(async move { comment_in(uow, &actor, &task_id, &author, &content).await })).await
 }
 
-async fn insert_comment(
+/// Adds a comment inside `uow` (with its activity and audit entry), for changes that comment
+/// as part of something larger.
+pub async fn comment_in(
     uow: &mut UnitOfWork,
     actor: &Actor,
     task_id: &str,

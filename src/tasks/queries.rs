@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::commands::MAX_TITLE;
 use super::types::{OrderDirection, TaskFilter, TaskOrder, TaskOrderField, TaskStatus};
-use crate::entity::{comment, task, task_search, task_tag};
+use crate::entity::{comment, task, task_run, task_search, task_tag};
 use crate::error::{AppError, AppResult};
 use crate::pagination;
 use crate::validate;
@@ -226,6 +226,24 @@ pub async fn comments_of(
         .all(db)
         .await?;
     let mut by_task: HashMap<String, Vec<comment::Model>> = HashMap::new();
+    for row in rows {
+        by_task.entry(row.task_id.clone()).or_default().push(row);
+    }
+    Ok(by_task)
+}
+
+/// The runs of each of `task_ids`, oldest first, in one query.
+pub async fn runs_of(
+    db: &impl ConnectionTrait,
+    task_ids: &[String],
+) -> AppResult<HashMap<String, Vec<task_run::Model>>> {
+    let rows = task_run::Entity::find()
+        .filter(task_run::Column::TaskId.is_in(task_ids.iter().map(String::as_str)))
+        .order_by_asc(task_run::Column::StartedAt)
+        .order_by_asc(task_run::Column::Id)
+        .all(db)
+        .await?;
+    let mut by_task: HashMap<String, Vec<task_run::Model>> = HashMap::new();
     for row in rows {
         by_task.entry(row.task_id.clone()).or_default().push(row);
     }

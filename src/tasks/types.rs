@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use async_graphql::dataloader::DataLoader;
 
 use crate::agents::types::Agent;
-use crate::entity::{comment, task};
+use crate::entity::{comment, task, task_run};
 use crate::error::AppError;
 use crate::loaders::DbLoader;
-use crate::tasks::loaders::CommentsOf;
+use crate::snapshot::AgentState;
+use crate::tasks::loaders::{CommentsOf, RunsOf};
 use crate::time::from_millis;
 
 use crate::entity::stored_enum;
@@ -201,6 +202,94 @@ impl Task {
     }
     async fn comment_count(&self) -> i32 {
         self.0.comment_count
+    }
+    /// Every run of the task (dispatches and claims), oldest first.
+    async fn runs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TaskRun>> {
+        Ok(self.load_runs(ctx).await?.into_iter().map(TaskRun).collect())
+    }
+    /// Tokens used by the task's runs, summed.
+    async fn tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(self.load_runs(ctx).await?.iter().fold(0i64, |sum, r| sum.saturating_add(r.tokens)))
+    }
+    /// Dollar cost of the task's runs, summed.
+    async fn cost(&self, ctx: &Context<'_>) -> async_graphql::Result<f64> {
+        Ok(self.load_runs(ctx).await?.iter().map(|r| r.cost).sum())
+    }
+    /// Who holds the task's claim (`claimTask`), while one is held.
+    async fn claimed_by(&self) -> Option<&str> {
+        self.0.claimed_by.as_deref()
+    }
+    /// When the claim lapses unless `heartbeatTask` renews it.
+    async fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.claimed_by.as_ref().and(self.0.lease_expires_at).map(from_millis)
+    }
+}
+
+impl Task {
+    async fn load_runs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<task_run::Model>> {
+        use async_graphql::ErrorExtensions;
+        let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        Ok(loader.load_one(RunsOf(self.0.id.clone())).await.map_err(|e| e.extend())?.unwrap_or_default())
+    }
+}
+
+/// How a run reached its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum TaskRunKind {
+    /// `dispatchTask` sent it to an agent of the runtime.
+    Dispatch,
+    /// A principal took it with `claimTask`.
+    Claim,
+}
+stored_enum!(TaskRunKind { Dispatch => "DISPATCH", Claim => "CLAIM" });
+
+/// One time a task was worked on: a dispatch to an agent, or a claim.
+pub struct TaskRun(pub task_run::Model);
+
+#[Object]
+impl TaskRun {
+    async fn id(&self) -> async_graphql::ID {
+        self.0.id.clone().into()
+    }
+    async fn task_id(&self) -> async_graphql::ID {
+        self.0.task_id.clone().into()
+    }
+    /// The agent's session key (a dispatch) or the claimer's name (a claim).
+    async fn agent_id(&self) -> async_graphql::ID {
+        self.0.agent_id.clone().into()
+    }
+    async fn kind(&self) -> TaskRunKind {
+        TaskRunKind::parse(&self.0.kind).unwrap_or(TaskRunKind::Dispatch)
+    }
+    /// The runtime's run id (dispatches only).
+    async fn run_id(&self) -> Option<&str> {
+        self.0.run_id.as_deref()
+    }
+    /// RUNNING until the run ends; then DONE, FAILED or KILLED.
+    async fn status(&self) -> AgentState {
+        AgentState::parse(&self.0.status).unwrap_or(AgentState::Unknown)
+    }
+    /// Who dispatched or claimed.
+    async fn started_by(&self) -> &str {
+        &self.0.started_by
+    }
+    async fn started_at(&self) -> DateTime<Utc> {
+        from_millis(self.0.started_at)
+    }
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.0.ended_at.map(from_millis)
+    }
+    /// Tokens the agent used in this run.
+    async fn tokens(&self) -> i64 {
+        self.0.tokens
+    }
+    /// Dollars the agent spent in this run.
+    async fn cost(&self) -> f64 {
+        self.0.cost
+    }
+    /// The agent's final reply, the claimer's result, or why the run failed.
+    async fn result(&self) -> Option<&str> {
+        self.0.result.as_deref()
     }
 }
 

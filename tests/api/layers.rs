@@ -1,15 +1,15 @@
 //! The one rule that keeps the house in shape: imports go down, never up.
 //!
-//! - wiring (`main`, `startup`, `http`, `ws`, `serve`, `schema`, `query_limits`, `config`)
+//! - wiring (`main`, `startup`, `http`, `ws`, `mcp`, `serve`, `schema`, `query_limits`, `config`)
 //!   imports whatever it needs;
-//! - domains (`auth/`, `audit/`, `tasks/`, `feed/`, `agents/`, and every new one) import each other and
+//! - domains (`auth/`, `audit/`, `tasks/`, `feed/`, `agents/`, `work/`, and every new one) import each other and
 //!   the base, never the wiring;
 //! - the base (`error`, `events`, `db`, `entity/`, ...) imports only the base.
 
 use std::path::{Path, PathBuf};
 
-const WIRING: [&str; 8] = ["main", "startup", "http", "ws", "serve", "schema", "query_limits", "config"];
-const DOMAINS: [&str; 5] = ["auth", "audit", "tasks", "feed", "agents"];
+const WIRING: [&str; 9] = ["main", "startup", "http", "ws", "serve", "schema", "query_limits", "config", "mcp"];
+const DOMAINS: [&str; 6] = ["auth", "audit", "tasks", "feed", "agents", "work"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src folder").flatten() {

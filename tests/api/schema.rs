@@ -93,6 +93,18 @@ fn contract_names_are_present() {
         "revokeApiKey(id: ID!): ApiKey!",
         "before: JSON",
         "clientAddress: String",
+        // Round 2: work between the board and the agents.
+        "type TaskRun",
+        "runs: [TaskRun!]!",
+        "claimedBy: String",
+        "leaseExpiresAt: DateTime",
+        "dispatchTask(id: ID!, agentId: ID, label: String): Task!",
+        "claimTask(filter: TaskFilter, leaseSeconds: Int): Task",
+        "heartbeatTask(id: ID!): Task!",
+        "completeTask(id: ID!, status: TaskStatus!, result: String): Task!",
+        "releaseTask(id: ID!): Task!",
+        "endedAt: DateTime",
+        "result: String",
     ] {
         assert!(sdl.contains(name), "schema lacks `{name}`");
     }

@@ -340,7 +340,12 @@ impl App {
             tokio::spawn(crate::audit::prune_forever(writer.clone(), keep, stop.1.clone()));
         }
         let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &writer, &bus).await?;
-        let work = crate::work::Work::start(writer.clone(), Arc::clone(&hub), bus.clone(), config.dispatch_done_status.status());
+        let work = crate::work::Work::start(
+            writer.clone(),
+            Arc::clone(&hub),
+            bus.clone(),
+            config.dispatch_done_status.status(),
+        );
         let schema = schema(&config, &writer, &bus, &hub, &work, &auth.directory);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;

@@ -182,8 +182,11 @@ pub async fn complete(
                 }
                 let row = commands::get_existing(uow.txn(), "id", &id).await?;
                 let meta = serde_json::json!({ "title": row.title, "from": before.status, "to": row.status });
-                log_activity(uow, NewActivity::new(ActivityKind::Task, &actor.name, "completed").target("task", &id).metadata(meta))
-                    .await?;
+                log_activity(
+                    uow,
+                    NewActivity::new(ActivityKind::Task, &actor.name, "completed").target("task", &id).metadata(meta),
+                )
+                .await?;
                 let change = Change::new("task.complete")
                     .target("task", &id)
                     .before(serde_json::json!({ "status": before.status, "claimedBy": before.claimed_by }))
@@ -207,8 +210,11 @@ pub async fn release(writer: &Writer, actor: &Actor, id: &str) -> AppResult<task
                 end_claim(uow, &before, TaskStatus::Todo, AgentState::Killed, Some(why)).await?;
                 let row = commands::get_existing(uow.txn(), "id", &id).await?;
                 let meta = serde_json::json!({ "title": row.title, "from": before.status, "to": row.status });
-                log_activity(uow, NewActivity::new(ActivityKind::Task, &actor.name, "released").target("task", &id).metadata(meta))
-                    .await?;
+                log_activity(
+                    uow,
+                    NewActivity::new(ActivityKind::Task, &actor.name, "released").target("task", &id).metadata(meta),
+                )
+                .await?;
                 let change = Change::new("task.release")
                     .target("task", &id)
                     .before(serde_json::json!({ "status": before.status, "claimedBy": before.claimed_by }))

@@ -69,7 +69,9 @@ pub async fn dispatch(
             let agent_id = agent.map(|a| a.id);
             let logged = work
                 .writer
-                .run(move |uow| Box::pin(async move { send_failed(uow, &actor, &id, &holder, agent_id, &reason).await }))
+                .run(move |uow| {
+                    Box::pin(async move { send_failed(uow, &actor, &id, &holder, agent_id, &reason).await })
+                })
                 .await;
             if let Err(log_err) = logged {
                 tracing::error!(task = %task.id, error = %log_err, "could not record a failed dispatch");
@@ -79,7 +81,8 @@ pub async fn dispatch(
     };
     let base = agent.map(|a| a.usage).unwrap_or_default();
     let recorded = {
-        let (actor, id, agent_id, run_id) = (actor.clone(), id.to_owned(), started.agent.id.clone(), started.run_id.clone());
+        let (actor, id, agent_id, run_id) =
+            (actor.clone(), id.to_owned(), started.agent.id.clone(), started.run_id.clone());
         work.writer
             .run(move |uow| Box::pin(async move { record(uow, &actor, &id, &agent_id, &run_id, base).await }))
             .await
@@ -130,7 +133,8 @@ async fn reserve(uow: &mut UnitOfWork, id: &str, holder: &str) -> AppResult<task
 /// The message an agent gets: the task, its id, and how its answer comes back.
 pub fn brief(task: &task::Model) -> String {
     let priority = TaskPriority::from_rank(task.priority).map_or("MEDIUM", TaskPriority::as_str);
-    let mut message = format!("You have a task from Mission Control.\n\nTask {}: {}\nPriority: {priority}\n", task.id, task.title);
+    let mut message =
+        format!("You have a task from Mission Control.\n\nTask {}: {}\nPriority: {priority}\n", task.id, task.title);
     if let Some(description) = task.description.as_deref().filter(|d| !d.trim().is_empty()) {
         let cut: String = description.chars().take(MAX_BRIEF_DESCRIPTION).collect();
         message.push('\n');
@@ -158,8 +162,11 @@ async fn send_failed(
 ) -> AppResult<()> {
     runs::clear_reservation(uow.txn(), id, holder).await?;
     let meta = serde_json::json!({ "agentId": agent_id, "error": reason });
-    log_activity(uow, NewActivity::new(ActivityKind::Task, &actor.name, "dispatch_failed").target("task", id).metadata(meta))
-        .await?;
+    log_activity(
+        uow,
+        NewActivity::new(ActivityKind::Task, &actor.name, "dispatch_failed").target("task", id).metadata(meta),
+    )
+    .await?;
     Ok(())
 }
 
@@ -185,8 +192,11 @@ async fn record(
         .await?;
     let row = commands::get_existing(uow.txn(), "id", id).await?;
     let meta = serde_json::json!({ "title": row.title, "agentId": agent_id, "runId": run_id, "from": before.status, "to": row.status });
-    log_activity(uow, NewActivity::new(ActivityKind::Task, &actor.name, "dispatched").target("task", id).metadata(meta))
-        .await?;
+    log_activity(
+        uow,
+        NewActivity::new(ActivityKind::Task, &actor.name, "dispatched").target("task", id).metadata(meta),
+    )
+    .await?;
     let change = Change::new("task.dispatch")
         .target("task", id)
         .before(serde_json::json!({ "status": before.status, "assignedAgent": before.assigned_agent }))

@@ -41,7 +41,8 @@ impl WorkMutation {
     ) -> async_graphql::Result<Option<Task>> {
         let who = writer(ctx).extend()?;
         let work = ctx.data::<Arc<Work>>()?;
-        let row = claims::claim(&work.writer, &who.actor(), filter.unwrap_or_default(), lease_seconds).await.extend()?;
+        let row =
+            claims::claim(&work.writer, &who.actor(), filter.unwrap_or_default(), lease_seconds).await.extend()?;
         Ok(row.map(Task))
     }
 

@@ -110,7 +110,11 @@ pub struct RunResult {
 }
 
 /// Ends dispatched run `run` with `outcome`; false when it had ended already.
-pub async fn end_dispatch_run(db: &impl ConnectionTrait, run: &task_run::Model, outcome: &RunResult) -> AppResult<bool> {
+pub async fn end_dispatch_run(
+    db: &impl ConnectionTrait,
+    run: &task_run::Model,
+    outcome: &RunResult,
+) -> AppResult<bool> {
     let ended = task_run::Entity::update_many()
         .col_expr(task_run::Column::Status, Expr::value(outcome.status.as_str()))
         .col_expr(task_run::Column::EndedAt, Expr::value(now_millis()))

@@ -34,6 +34,8 @@ pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"
 pub const REPLY: &str = "Mock reply: haiku about lobsters.";
 pub const REPLY_COST: f64 = 0.004542;
 pub const REPLY_TOKENS: i64 = 1290;
+/// Why a run whose message says FAIL fails.
+pub const MODEL_ERROR: &str = "mock model overloaded";
 
 /// How the fake behaves.
 #[derive(Clone)]
@@ -510,6 +512,15 @@ impl Server {
         if message.contains("SLOW") {
             return; // answered only by an abort
         }
+        if message.contains("FAIL") {
+            // The model gives up: the run ends in an error, with no reply.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.set_status(&key, "failed").await;
+            self.finish(&run_id, "error");
+            let end = json!({"phase": "error", "error": MODEL_ERROR, "endedAt": now_ms()});
+            self.agent_event(&run_id, &key, "lifecycle", end);
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (first, rest) = REPLY.split_at(12);
         for delta in [first, rest] {
@@ -559,6 +570,7 @@ impl Server {
             let ended = self.state.lock().unwrap().runs.get(run_id).and_then(|r| r.ended);
             match ended {
                 Some("ok") => return json!({"runId": run_id, "status": "ok"}),
+                Some("error") => return json!({"runId": run_id, "status": "error", "error": MODEL_ERROR}),
                 Some(_) => return json!({"runId": run_id, "status": "error", "error": "aborted"}),
                 None => {}
             }

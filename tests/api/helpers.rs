@@ -49,6 +49,8 @@ pub struct TestApp {
     pub tokens: TokenService,
     pub hub: Arc<AgentHub>,
     pub db: DatabaseConnection,
+    /// The server's own writer (a change made through another would not reach its read cache).
+    pub writer: mission_control::db::Writer,
     bus: mission_control::events::EventBus,
     /// The SQLite file to delete when the app is dropped.
     sqlite_file: Option<std::path::PathBuf>,
@@ -103,6 +105,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
     let tokens = app.state().auth.tokens.clone();
     let hub = Arc::clone(&app.state().hub);
     let db = app.state().db.clone();
+    let writer = app.state().writer.clone();
     let bus = app.state().bus.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
@@ -118,6 +121,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
         tokens,
         hub,
         db,
+        writer,
         bus,
         sqlite_file: database_url
             .strip_prefix("sqlite://")
@@ -475,4 +479,23 @@ pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (bool, String) 
     let output = command.output().await.expect("run mission-control");
     let _ = std::fs::remove_file(&db);
     (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// Waits (up to 10 s) until `check` holds for the value `read` gives; returns that value.
+pub async fn eventually<F, Fut>(what: &str, mut read: F, check: impl Fn(&Value) -> bool) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = read().await;
+        if check(&value) {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what}: still {value}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -16,3 +16,4 @@ mod scale;
 mod schema;
 mod subscriptions;
 mod tasks;
+pub mod work;

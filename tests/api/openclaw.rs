@@ -12,7 +12,7 @@ use mission_control::config::RuntimeKind;
 use serde_json::{Value, json};
 
 use crate::fake_gateway::{FIXTURES, FakeGateway, Options, REPLY, REPLY_COST, REPLY_TOKENS, session_id_of};
-use crate::helpers::{TestApp, VIEWER_PASSWORD, error_code, error_message, node_strings, spawn_app_with};
+use crate::helpers::{TestApp, VIEWER_PASSWORD, error_code, error_message, eventually, node_strings, spawn_app_with};
 
 /// A fixture session of the OpenClaw store (three runs, the last killed).
 pub const CAPTURE: &str = "agent:main:subagent:capture-1796152060105";
@@ -89,25 +89,6 @@ async fn gateway_app(
 
 async fn health(app: &TestApp) -> Value {
     app.client.get(format!("{}/health", app.address)).send().await.unwrap().json().await.unwrap()
-}
-
-/// Waits (up to 10 s) until `check` holds for the value `read` gives; returns that value.
-async fn eventually<F, Fut>(what: &str, mut read: F, check: impl Fn(&Value) -> bool) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Value>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = read().await;
-        if check(&value) {
-            return value;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("{what}: still {value}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn connected(app: &TestApp) -> Value {
@@ -449,4 +430,56 @@ async fn a_flood_of_events_leaves_mutations_answered_and_the_connection_up() {
     assert!(first["agentOutput"]["text"].is_string(), "{first}");
     assert_eq!(connected(&app).await["agentGateway"]["connected"], true);
     assert_eq!(fake.connects().len(), 1, "the flood did not cost the connection");
+}
+
+#[tokio::test]
+async fn a_task_dispatched_through_the_gateway_comes_back_with_the_reply_and_its_cost() {
+    use crate::fake_gateway::MODEL_ERROR;
+    use crate::work::task;
+    let state = StateDir::openclaw();
+    let fake = FakeGateway::start(Options::openclaw(Some(state.store()))).await;
+    let app = gateway_app(&fake, &state, "gw-token", |_| {}).await;
+    connected(&app).await;
+    let dispatch = "mutation($id: ID!, $agent: ID) { dispatchTask(id: $id, agentId: $agent) { status assignedAgent } }";
+    let ended = |id: String| {
+        let app = &app;
+        async move {
+            let moved = |t: &Value| t["runs"][0]["status"] != "RUNNING" && t["status"] != "IN_PROGRESS";
+            eventually("the run to end", || task(app, &id), moved).await
+        }
+    };
+
+    let id = app.create_task(json!({ "title": "Write a haiku about lobsters" })).await;
+    let sent = app.ok(dispatch, json!({ "id": id })).await["dispatchTask"].clone();
+    assert_eq!(sent["status"], "IN_PROGRESS");
+    let agent = sent["assignedAgent"].as_str().unwrap().to_owned();
+    let done = ended(id.clone()).await;
+    assert_eq!(done["status"], "REVIEW", "{done}");
+    let run = &done["runs"][0];
+    assert_eq!(run["status"], "DONE");
+    assert_eq!(run["result"], REPLY, "the final reply, from the store");
+    assert_eq!(run["tokens"], REPLY_TOKENS);
+    assert!(close(run["cost"].as_f64().unwrap(), REPLY_COST), "{run}");
+    assert!(close(done["cost"].as_f64().unwrap(), REPLY_COST));
+    let receipt = done["comments"][0].clone();
+    assert_eq!(receipt["author"], agent.as_str());
+    assert!(receipt["content"].as_str().unwrap().starts_with(REPLY), "{receipt}");
+    let (method, params) = fake.requests().into_iter().find(|(m, _)| m == "agent").unwrap();
+    assert_eq!(method, "agent");
+    assert!(params["message"].as_str().unwrap().contains(&id), "the message names the task: {params}");
+
+    // The same agent again, on a task its model fails: BLOCKED, with the gateway's reason.
+    let failing = app.create_task(json!({ "title": "FAIL on purpose" })).await;
+    app.ok(dispatch, json!({ "id": failing, "agent": agent })).await;
+    let blocked = ended(failing.clone()).await;
+    assert_eq!((blocked["status"].as_str(), blocked["runs"][0]["status"].as_str()), (Some("BLOCKED"), Some("FAILED")));
+    assert_eq!(blocked["runs"][0]["result"], MODEL_ERROR);
+    assert_eq!(blocked["runs"][0]["tokens"], 0, "no reply: nothing used in this run");
+
+    // A run that never ends by itself, killed: BLOCKED, KILLED.
+    let slow = app.create_task(json!({ "title": "SLOW and steady" })).await;
+    app.ok(dispatch, json!({ "id": slow, "agent": agent })).await;
+    app.ok("mutation($id: ID!) { killAgent(id: $id) { status } }", json!({ "id": agent })).await;
+    let killed = ended(slow.clone()).await;
+    assert_eq!((killed["status"].as_str(), killed["runs"][0]["status"].as_str()), (Some("BLOCKED"), Some("KILLED")));
 }

@@ -445,3 +445,56 @@ async fn an_api_key_works_across_the_fleet_and_its_revocation_reaches_every_sock
     let (status, _) = post_graphql(&fleet.client, &fleet.b.url(), Some(&key), "{ me { name } }", json!({})).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn claims_from_two_instances_at_once_never_give_a_task_twice() {
+    let Some(redis) = services() else { return };
+    let fleet = fleet(&redis, &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(fleet.create_task(if i % 2 == 0 { &fleet.a } else { &fleet.b }, &format!("job {i}")).await);
+    }
+    let claim = "mutation { claimTask(leaseSeconds: 60) { id } }";
+    let calls = (0..40).map(|i| {
+        let on = if i % 2 == 0 { &fleet.a } else { &fleet.b };
+        fleet.graphql(on, claim, json!({}))
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let mut won: Vec<String> =
+        answers.iter().filter_map(|a| a["claimTask"]["id"].as_str().map(str::to_owned)).collect();
+    won.sort();
+    let claimed = won.len();
+    won.dedup();
+    assert_eq!((claimed, won.len()), (10, 10), "every task claimed once, none twice: {answers:?}");
+    ids.sort();
+    assert_eq!(won, ids);
+}
+
+#[tokio::test]
+async fn a_task_dispatched_through_a_follower_is_moved_on_by_the_leader_when_its_run_ends() {
+    let Some(redis) = services() else { return };
+    let home = ClawdbotHome::new();
+    let fleet = clawdbot_fleet(&redis, &home).await;
+    let follower = if leader_is_a(&fleet).await { &fleet.b } else { &fleet.a };
+    let id = fleet.create_task(follower, "via the follower").await;
+    let sent = fleet
+        .graphql(follower, "mutation($id: ID!) { dispatchTask(id: $id) { status assignedAgent } }", json!({ "id": id }))
+        .await;
+    assert_eq!(sent["dispatchTask"]["status"], "IN_PROGRESS");
+    let agent = sent["dispatchTask"]["assignedAgent"].as_str().unwrap().to_owned();
+    let mut store: Value = serde_json::from_str(&std::fs::read_to_string(home.store()).unwrap()).unwrap();
+    store[&agent] = json!({ "sessionId": "dispatched", "label": "via the follower", "updatedAt": chrono::Utc::now().timestamp_millis() });
+    home.write_store(&store);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let q = "query($id: ID!) { task(id: $id) { status runs { status } comments { author } } }";
+        let data = fleet.graphql(follower, q, json!({ "id": id })).await;
+        if data["task"]["status"] == "REVIEW" {
+            assert_eq!(data["task"]["runs"], json!([{ "status": "DONE" }]));
+            assert_eq!(data["task"]["comments"], json!([{ "author": agent }]), "one receipt, from one instance");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the dispatched run was never followed up: {data}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,5 +1,5 @@
 //! The axum router: GraphQL over HTTP (per the GraphQL-over-HTTP spec), GraphiQL, the REST
-//! auth shim and health checks.
+//! auth shim, health checks, and the board's MCP tools (`/mcp`, see [`crate::mcp`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/logout", post(auth::http::logout))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .merge(crate::mcp::routes(&state))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)
         .layer(tower_http::trace::TraceLayer::new_for_http());
@@ -221,12 +222,23 @@ fn generation(state: &AppState) -> Generation {
 }
 
 /// Why a GraphQL request was turned away before execution.
-enum Refusal {
+pub(crate) enum Refusal {
     Unauthenticated(AppError),
     RateLimited(Duration),
 }
 
 impl Refusal {
+    /// The HTTP status and the error, for transports that shape their own answers (MCP).
+    pub(crate) fn into_parts(self) -> (StatusCode, AppError) {
+        match self {
+            Refusal::Unauthenticated(err) => (StatusCode::UNAUTHORIZED, err),
+            Refusal::RateLimited(wait) => {
+                let secs = crate::limits::retry_after_secs(wait);
+                (StatusCode::TOO_MANY_REQUESTS, AppError::RateLimited(format!("too many requests: retry in {secs} s")))
+            }
+        }
+    }
+
     fn respond(self, media: MediaType) -> Response {
         match self {
             Refusal::Unauthenticated(err) => error_response(StatusCode::UNAUTHORIZED, media, &err),
@@ -236,7 +248,7 @@ impl Refusal {
 }
 
 /// The caller, through the one auth door, within the per-token rate limit.
-async fn authenticate(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Viewer, Refusal> {
+pub(crate) async fn authenticate(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Viewer, Refusal> {
     let principal = state
         .auth
         .authenticate(Credentials::Headers(headers))

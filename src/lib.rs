@@ -5,6 +5,7 @@
 //! - [`config`]: flags and environment (clap), production checks.
 //! - [`startup`]: `App::build(config)` wires everything and binds; `run_until_stopped()` serves.
 //! - [`http`]: the axum router: `/graphql` (POST, GET, GraphiQL), `/api/auth/*`, `/health`, `/ready`.
+//! - [`mcp`]: `/mcp`, the board as MCP tools for agents (dispatch and claims of [`work`]).
 //! - [`ws`]: `/graphql/ws`, GraphQL subscriptions over both WebSocket subprotocols, with auth.
 //! - [`schema`]: merged query/mutation/subscription roots and the error-code extension.
 //! - [`error`]: `AppError`, mapped to `extensions.code` and HTTP status.
@@ -29,6 +30,7 @@ pub mod feed;
 pub mod http;
 pub mod limits;
 pub mod loaders;
+pub mod mcp;
 pub mod pagination;
 pub mod query_limits;
 pub mod read_cache;

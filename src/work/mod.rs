@@ -2,7 +2,7 @@
 //! ([`dispatch`]), tasks pulled by any principal with a lease ([`claims`]), and the runs that
 //! record both with what they cost ([`runs`]).
 //!
-//! The same functions serve GraphQL ([`resolvers`]) and MCP (`crate::mcp`), so both follow
+//! The same functions serve GraphQL ([`resolvers`]) and the MCP tools at `/mcp`, so both follow
 //! the same rules and leave the same activity and audit entries.
 
 pub mod claims;

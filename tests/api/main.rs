@@ -11,6 +11,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod layers;
+mod mcp;
 mod openclaw;
 mod scale;
 mod schema;

@@ -86,6 +86,7 @@ impl MigrationTrait for Migration {
             ("idx_task_runs_task", vec![TaskRuns::TaskId, TaskRuns::StartedAt]),
             ("idx_task_runs_run", vec![TaskRuns::RunId]),
             ("idx_task_runs_status", vec![TaskRuns::Status]),
+            ("idx_task_runs_agent", vec![TaskRuns::AgentId, TaskRuns::Status]),
         ] {
             manager.create_index(index(name, TaskRuns::Table, &cols)).await?;
         }

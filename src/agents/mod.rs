@@ -604,9 +604,69 @@ mod tests {
         assert_eq!(settle(&runtime, 4).await, 3, "no polls after shutdown");
     }
 
-    #[test]
-    fn diff_reports_added_removed_and_changed_ids() {
-        let agent = |id: &str, status| AgentInfo {
+    /// A runtime that no longer knows its runs (a restarted gateway): every wait times out,
+    /// while its list says how the agent's session ended.
+    struct Forgetful {
+        status: AgentState,
+    }
+
+    #[async_trait]
+    impl AgentRuntime for Forgetful {
+        fn name(&self) -> &'static str {
+            "forgetful"
+        }
+        async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError> {
+            Ok(vec![agent("a", self.status)])
+        }
+        async fn spawn(&self, _: SpawnRequest) -> Result<RunHandle, RuntimeError> {
+            Err(RuntimeError::Failed("unused".into()))
+        }
+        async fn send(&self, _: &str, _: &str) -> Result<RunHandle, RuntimeError> {
+            Err(RuntimeError::Failed("unused".into()))
+        }
+        async fn kill(&self, _: &str) -> Result<(), RuntimeError> {
+            Err(RuntimeError::Failed("unused".into()))
+        }
+        async fn transcript(&self, _: &str, _: usize) -> Result<Vec<TranscriptEntry>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        async fn wait(&self, _: &str, _: u64) -> Result<RunOutcome, RuntimeError> {
+            Ok(RunOutcome::Timeout)
+        }
+    }
+
+    struct Ends(tokio::sync::mpsc::UnboundedSender<RunEnd>);
+
+    #[async_trait]
+    impl RunObserver for Ends {
+        async fn run_ended(&self, _: &str, _: &str, end: RunEnd) {
+            let _ = self.0.send(end);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_the_runtime_forgot_ends_as_its_agent_did() {
+        for (status, expected) in [
+            (AgentState::Done, RunEnd::Done),
+            (AgentState::Killed, RunEnd::Killed),
+            (AgentState::Failed, RunEnd::Failed("the agent's session failed".into())),
+        ] {
+            let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
+            let runtime = Arc::new(Forgetful { status });
+            let hub = Arc::new(AgentHub::new(runtime, EventBus::default(), Writer::start(db, EventBus::default())));
+            let (tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
+            hub.set_run_observer(Arc::new(Ends(tx)));
+            hub.poll_once().await;
+            service::follow_run(Arc::clone(&hub), "a".into(), "run-1".into());
+            service::follow_run(Arc::clone(&hub), "a".into(), "run-1".into());
+            assert_eq!(ends.recv().await, Some(expected));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(ends.try_recv().is_err(), "a run is followed once, however many ask");
+        }
+    }
+
+    fn agent(id: &str, status: AgentState) -> AgentInfo {
+        AgentInfo {
             id: id.into(),
             label: None,
             status,
@@ -617,7 +677,11 @@ mod tests {
             output_tokens: None,
             usage: Usage::default(),
             runtime_status: None,
-        };
+        }
+    }
+
+    #[test]
+    fn diff_reports_added_removed_and_changed_ids() {
         let before = vec![agent("a", AgentState::Idle), agent("b", AgentState::Running), agent("c", AgentState::Idle)];
         let after = vec![agent("a", AgentState::Idle), agent("b", AgentState::Done), agent("d", AgentState::Running)];
         assert_eq!(diff(&before, &after), ["b", "c", "d"]);

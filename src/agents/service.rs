@@ -226,7 +226,16 @@ pub fn follow_run(hub: Arc<AgentHub>, session_key: String, run_id: String) {
         // `None`: the run could not be followed to its end.
         let outcome = loop {
             match hub.runtime().wait(&run_id, WAIT_SLICE_MS).await {
-                Ok(RunOutcome::Timeout) => continue,
+                Ok(RunOutcome::Timeout) => {
+                    // A whole slice without an answer: a runtime that no longer knows the run
+                    // (a gateway restarted since) waits forever, so the agent's own state decides.
+                    match hub.get(&session_key).map(|a| a.status) {
+                        Some(AgentState::Done) => break Some(RunOutcome::Ok),
+                        Some(AgentState::Failed) => break Some(RunOutcome::Error("the agent's session failed".into())),
+                        Some(AgentState::Killed) => break Some(RunOutcome::Error("killed".into())),
+                        _ => continue,
+                    }
+                }
                 Ok(outcome) => {
                     tracing::info!(run = %run_id, ?outcome, "agent run ended");
                     break Some(outcome);

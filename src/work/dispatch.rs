@@ -54,8 +54,8 @@ pub async fn dispatch(
     }
     let holder = runs::dispatch_holder();
     let task = {
-        let (id, holder) = (id.to_owned(), holder.clone());
-        work.writer.run(move |uow| Box::pin(async move { reserve(uow, &id, &holder).await })).await?
+        let (id, holder, busy) = (id.to_owned(), holder.clone(), agent.as_ref().map(|a| a.id.clone()));
+        work.writer.run(move |uow| Box::pin(async move { reserve(uow, &id, &holder, busy.as_deref()).await })).await?
     };
     let message = brief(&task);
     let started = match &agent {
@@ -99,9 +99,16 @@ fn follow(work: &Work, started: &Started) {
     started.follow(&work.hub, &work.bus);
 }
 
-/// Takes task `id` for this dispatch (`holder`), after checking it may be dispatched.
-async fn reserve(uow: &mut UnitOfWork, id: &str, holder: &str) -> AppResult<task::Model> {
+/// Takes task `id` for this dispatch (`holder`), after checking it may be dispatched (to
+/// `agent`, when it goes to an existing one).
+async fn reserve(uow: &mut UnitOfWork, id: &str, holder: &str, agent: Option<&str>) -> AppResult<task::Model> {
     let row = commands::get_existing(uow.txn(), "id", id).await?;
+    if let Some(agent) = agent
+        && let Some(busy) = runs::running_on_agent(uow.txn(), agent).await?
+    {
+        // A second message would cut into that run, and the two runs' usage could not be told apart.
+        return Err(AppError::invalid("agentId", format!("agent {agent} is working on task {} already", busy.task_id)));
+    }
     if row.status == TaskStatus::Done.as_str() {
         return Err(AppError::invalid("id", format!("task {id} is DONE: move it back before dispatching it")));
     }

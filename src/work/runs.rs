@@ -147,6 +147,16 @@ pub async fn running_dispatch(db: &impl ConnectionTrait, run_id: &str) -> AppRes
         .await?)
 }
 
+/// The dispatched run agent `agent_id` is working on, if any.
+pub async fn running_on_agent(db: &impl ConnectionTrait, agent_id: &str) -> AppResult<Option<task_run::Model>> {
+    Ok(task_run::Entity::find()
+        .filter(task_run::Column::AgentId.eq(agent_id))
+        .filter(task_run::Column::Kind.eq(TaskRunKind::Dispatch.as_str()))
+        .filter(task_run::Column::Status.eq(AgentState::Running.as_str()))
+        .one(db)
+        .await?)
+}
+
 /// Every dispatched run still running (to follow again after a restart or a new leader).
 pub async fn running_dispatches(db: &impl ConnectionTrait) -> AppResult<Vec<task_run::Model>> {
     Ok(task_run::Entity::find()

@@ -224,6 +224,9 @@ async fn a_dispatch_that_cannot_go_is_refused_and_leaves_the_task_as_it_was() {
     assert!(message.contains("already running"), "{message}");
     let agent = task(&app, &id).await["assignedAgent"].as_str().unwrap().to_owned();
     let other = app.create_task(json!({ "title": "other" })).await;
+    let (code, message) = refused(json!({ "id": other, "agent": agent })).await;
+    assert_eq!(code, "BAD_USER_INPUT", "the agent is busy with the first task");
+    assert!(message.contains(&id), "{message}");
     let (code, _) = refused(json!({ "id": other, "agent": agent, "label": "x" })).await;
     assert_eq!(code, "BAD_USER_INPUT", "a label names a new agent");
 

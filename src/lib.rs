@@ -15,6 +15,7 @@
 //! - [`auth`]: login, tokens, the caller identity.
 //! - [`tasks`], [`feed`], [`agents`]: one folder per domain (`types`, `service`, `resolvers`).
 //! - [`work`]: the board driving the agents: dispatch, claims with leases, and task runs.
+//! - [`schedules`]: agents spawned and tasks created on a cron, exactly once across a fleet.
 //! - [`loaders`]: batch loaders (one query per list, not per row); [`limits`]: rate limits; [`redis_bus`]: Redis transport, leader lease, shared counters.
 //! - [`pagination`], [`validate`], [`time`], [`subscriptions`], [`shutdown`]: small shared helpers.
 
@@ -35,6 +36,7 @@ pub mod pagination;
 pub mod query_limits;
 pub mod read_cache;
 pub mod redis_bus;
+pub mod schedules;
 pub mod schema;
 pub mod serve;
 pub mod shutdown;

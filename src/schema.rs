@@ -21,16 +21,17 @@ use crate::audit::resolvers::AuditQuery;
 use crate::auth::resolvers::{AuthMutation, AuthQuery};
 use crate::error::{ErrorCode, with_code};
 use crate::feed::resolvers::{FeedQuery, FeedSubscription};
+use crate::schedules::resolvers::{ScheduleMutation, ScheduleQuery};
 use crate::tasks::resolvers::{TaskMutation, TaskQuery, TaskSubscription};
 use crate::work::resolvers::WorkMutation;
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery, AuditQuery);
+pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery, AuditQuery, ScheduleQuery);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(TaskMutation, WorkMutation, AgentMutation, AuthMutation);
+pub struct Mutation(TaskMutation, WorkMutation, AgentMutation, AuthMutation, ScheduleMutation);
 
 /// The subscription root.
 #[derive(MergedSubscription, Default)]

@@ -78,6 +78,8 @@ pub struct AppState {
     pub hub: Arc<AgentHub>,
     /// Dispatch and claims (GraphQL and MCP share it).
     pub work: Arc<crate::work::Work>,
+    /// Runs due schedules (every instance ticks; a claim picks one per time).
+    pub scheduler: Arc<crate::schedules::Scheduler>,
     pub auth: Arc<AuthState>,
     pub rate: Arc<RateLimits>,
     pub limits: Limits,
@@ -246,6 +248,7 @@ fn schema(
     bus: &EventBus,
     hub: &Arc<AgentHub>,
     work: &Arc<crate::work::Work>,
+    scheduler: &Arc<crate::schedules::Scheduler>,
     directory: &Arc<Directory>,
 ) -> AppSchema {
     let mut builder = schema::build_with(schema::QueryLimits {
@@ -266,6 +269,7 @@ fn schema(
     .data(Arc::clone(hub) as Arc<dyn crate::feed::LiveAgents>)
     .data(Arc::clone(directory))
     .data(Arc::clone(work))
+    .data(Arc::clone(scheduler))
     .limit_complexity(config.max_query_complexity)
     .limit_recursive_depth(32);
     if config.production {
@@ -346,7 +350,13 @@ impl App {
             bus.clone(),
             config.dispatch_done_status.status(),
         );
-        let schema = schema(&config, &writer, &bus, &hub, &work, &auth.directory);
+        let scheduler = Arc::new(crate::schedules::Scheduler {
+            writer: writer.clone(),
+            hub: Arc::clone(&hub),
+            bus: bus.clone(),
+            work: Arc::clone(&work),
+        });
+        let schema = schema(&config, &writer, &bus, &hub, &work, &scheduler, &auth.directory);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let state = AppState {
@@ -356,6 +366,7 @@ impl App {
             bus,
             hub,
             work,
+            scheduler,
             auth: Arc::new(auth),
             // With Redis another instance may commit a change this one hears of late.
             read_cache: redis.is_none().then(Arc::default),
@@ -394,6 +405,7 @@ impl App {
         let (trigger, signal) = self.stop;
         let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal.clone()));
         let sweeper = tokio::spawn(Arc::clone(&self.state.work).run_until_stopped(signal.clone()));
+        let scheduler = tokio::spawn(Arc::clone(&self.state.scheduler).run_until_stopped(signal.clone()));
         if self.demo {
             let s = &self.state;
             tokio::spawn(crate::agents::demo::keep_alive(
@@ -420,6 +432,7 @@ impl App {
         trigger.fire();
         let _ = poller.await;
         let _ = sweeper.await;
+        let _ = scheduler.await;
         let _ = janitor.await;
         served
     }

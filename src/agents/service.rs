@@ -171,10 +171,15 @@ pub async fn spawn(
     Ok(started.agent)
 }
 
+/// Fails as `spawnAgent` would on `label` and `task`, before anything is asked of the runtime.
+pub fn check_spawn(label: &str, task: &str) -> AppResult<()> {
+    validate_text("label", label, validate::MAX_NAME)?;
+    validate_text("task", task, MAX_MESSAGE)
+}
+
 /// Spawns an agent as [`spawn`] does, leaving its run to be followed by the caller.
 pub async fn start_spawn(hub: &Arc<AgentHub>, actor: &Actor, label: &str, task: &str) -> AppResult<Started> {
-    validate_text("label", label, validate::MAX_NAME)?;
-    validate_text("task", task, MAX_MESSAGE)?;
+    check_spawn(label, task)?;
     let key = format!("agent:main:subagent:{}", uuid::Uuid::new_v4());
     let run = hub
         .runtime()

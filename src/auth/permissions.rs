@@ -31,6 +31,10 @@ const MUTATIONS: &[(&str, Role)] = &[
     ("deleteUser", Role::Admin),
     ("createApiKey", Role::Admin),
     ("revokeApiKey", Role::Admin),
+    ("createSchedule", Role::Admin),
+    ("updateSchedule", Role::Admin),
+    ("deleteSchedule", Role::Admin),
+    ("runScheduleNow", Role::Admin),
 ];
 
 /// Queries (and subscriptions) that need more than VIEWER.

@@ -7,6 +7,8 @@ pub mod api_key;
 pub mod audit_entry;
 pub mod comment;
 pub mod revoked_token;
+pub mod schedule;
+pub mod schedule_run;
 pub mod task;
 pub mod task_run;
 pub mod task_search;

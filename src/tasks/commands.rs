@@ -24,8 +24,10 @@ pub const MAX_TITLE: usize = 200;
 /// Longest description or comment.
 pub const MAX_CONTENT: usize = 10_000;
 
-/// A new task, as plain values.
-#[derive(Debug, Clone, Default)]
+/// A new task, as plain values (stored as JSON, under the API's names, by schedules that
+/// create tasks).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewTask {
     pub title: String,
     pub description: Option<String>,
@@ -137,8 +139,15 @@ pub async fn create(writer: &Writer, actor: &Actor, input: NewTask) -> AppResult
     writer.run_checked(move |uow| Box::pin(async move { insert_task(uow, &actor, input).await })).await
 }
 
-/// Checks every input before its first write (it runs without a savepoint of its own).
-async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
+/// The stored forms of a new task's checked fields.
+struct Checked {
+    title: String,
+    due: Option<i64>,
+    tags_text: String,
+    metadata: Option<String>,
+}
+
+fn check(input: &NewTask) -> AppResult<Checked> {
     let title = validate_title(&input.title)?;
     if let Some(d) = &input.description {
         validate::max_len("description", d, MAX_CONTENT)?;
@@ -147,9 +156,25 @@ async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> App
         validate::max_len("assignedAgent", a, validate::MAX_NAME)?;
     }
     let due = input.due_date.map(|d| validate::date("dueDate", d)).transpose()?;
+    let tags_text = tags_json(&input.tags)?;
+    let metadata = input.metadata.as_ref().map(|m| validate::metadata("metadata", m)).transpose()?;
+    Ok(Checked { title, due, tags_text, metadata })
+}
+
+/// Fails as `createTask` would on `input`, without writing anything.
+pub fn check_new(input: &NewTask) -> AppResult<()> {
+    check(input).map(|_| ())
+}
+
+/// Creates a task inside `uow` (for changes that create one as part of something larger).
+pub async fn create_in(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
+    insert_task(uow, actor, input).await
+}
+
+/// Checks every input before its first write (it runs without a savepoint of its own).
+async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
+    let Checked { title, due, tags_text, metadata } = check(&input)?;
     let tags = input.tags;
-    let tags_text = tags_json(&tags)?;
-    let metadata = input.metadata.map(|m| validate::metadata("metadata", &m)).transpose()?;
 
     let now = now_millis();
     let id = uuid::Uuid::now_v7().to_string();

@@ -16,7 +16,7 @@ use crate::time::from_millis;
 use crate::entity::stored_enum;
 
 /// Where a task stands on the board.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskStatus {
     Todo,
@@ -28,7 +28,7 @@ pub enum TaskStatus {
 stored_enum!(TaskStatus { Todo => "TODO", InProgress => "IN_PROGRESS", Review => "REVIEW", Done => "DONE", Blocked => "BLOCKED" });
 
 /// How urgent a task is; stored as its rank so ordering is numeric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskPriority {
     Low,

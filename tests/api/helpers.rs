@@ -51,6 +51,7 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     /// The server's own writer (a change made through another would not reach its read cache).
     pub writer: mission_control::db::Writer,
+    pub scheduler: Arc<mission_control::schedules::Scheduler>,
     bus: mission_control::events::EventBus,
     /// The SQLite file to delete when the app is dropped.
     sqlite_file: Option<std::path::PathBuf>,
@@ -106,6 +107,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
     let hub = Arc::clone(&app.state().hub);
     let db = app.state().db.clone();
     let writer = app.state().writer.clone();
+    let scheduler = Arc::clone(&app.state().scheduler);
     let bus = app.state().bus.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
@@ -122,6 +124,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
         hub,
         db,
         writer,
+        scheduler,
         bus,
         sqlite_file: database_url
             .strip_prefix("sqlite://")

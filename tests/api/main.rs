@@ -14,6 +14,7 @@ mod layers;
 mod mcp;
 mod openclaw;
 mod scale;
+mod schedules;
 mod schema;
 mod subscriptions;
 mod tasks;

@@ -498,3 +498,33 @@ async fn a_task_dispatched_through_a_follower_is_moved_on_by_the_leader_when_its
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_schedule_runs_each_second_exactly_once_on_a_fleet_even_when_an_instance_dies() {
+    let Some(redis) = services() else { return };
+    let mut fleet = fleet(&redis, &[]).await;
+    let create = "mutation($i: ScheduleInput!) { createSchedule(input: $i) { id } }";
+    let input = json!({ "name": "fleet tick", "cron": "* * * * * *", "action": "CREATE_TASK", "task": { "title": "fleet tick" } });
+    let id = fleet.graphql(&fleet.a, create, json!({ "i": input })).await["createSchedule"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    fleet.a.child.kill().await.unwrap(); // mid-run, as likely as not: one runs every second
+    tokio::time::sleep(Duration::from_millis(5_000)).await;
+
+    let q = "query($id: ID!) { schedule(id: $id) { runs(first: 100) { scheduledFor status taskId } } }";
+    let data = fleet.graphql(&fleet.b, q, json!({ "id": id })).await;
+    let runs = data["schedule"]["runs"].as_array().unwrap();
+    let mut seconds: Vec<i64> = runs
+        .iter()
+        .map(|r| chrono::DateTime::parse_from_rfc3339(r["scheduledFor"].as_str().unwrap()).unwrap().timestamp())
+        .collect();
+    seconds.sort();
+    assert!(seconds.len() >= 8, "about ten ticks: {seconds:?}");
+    assert!(seconds.windows(2).all(|w| w[1] == w[0] + 1), "every second exactly once, the kill included: {seconds:?}");
+    let tasks = fleet
+        .graphql(&fleet.b, "{ tasks(filter: {search: \"fleet tick\"}, first: 100) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(tasks["tasks"]["totalCount"].as_u64(), Some(runs.len() as u64), "one task per run");
+}

@@ -105,6 +105,20 @@ fn contract_names_are_present() {
         "releaseTask(id: ID!): Task!",
         "endedAt: DateTime",
         "result: String",
+        // Round 2: schedules.
+        "enum ScheduleAction",
+        "input ScheduleInput",
+        "enum RunStatus",
+        "type ScheduleRun",
+        "type Schedule",
+        "schedules: [Schedule!]!",
+        "schedule(id: ID!): Schedule",
+        "createSchedule(input: ScheduleInput!): Schedule!",
+        "updateSchedule(id: ID!, input: ScheduleInput!): Schedule!",
+        "deleteSchedule(id: ID!): ID!",
+        "runScheduleNow(id: ID!): ScheduleRun!",
+        "runs(first: Int): [ScheduleRun!]!",
+        "nextRunAt: DateTime",
     ] {
         assert!(sdl.contains(name), "schema lacks `{name}`");
     }

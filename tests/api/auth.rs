@@ -139,7 +139,17 @@ async fn each_role_runs_exactly_the_mutations_its_rights_allow() {
         .filter(|name| name.chars().all(char::is_alphanumeric))
         .collect();
     assert!(fields.len() >= 12, "{fields:?}");
-    let admin_only = ["createUser", "updateUser", "deleteUser", "createApiKey", "revokeApiKey"];
+    let admin_only = [
+        "createUser",
+        "updateUser",
+        "deleteUser",
+        "createApiKey",
+        "revokeApiKey",
+        "createSchedule",
+        "updateSchedule",
+        "deleteSchedule",
+        "runScheduleNow",
+    ];
     for field in &fields {
         for (role, token) in &tokens {
             let (_, body) = app.graphql_as(Some(token), &format!("mutation {{ {field} }}"), json!({})).await;

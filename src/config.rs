@@ -137,6 +137,11 @@ pub struct Config {
     #[arg(long, env = "MC_LOGIN_RATE_LIMIT", default_value_t = 5)]
     pub login_rate_limit: u32,
 
+    /// Bearer token `GET /metrics` asks for; without it the metrics are open (bind to a
+    /// private address, or set this).
+    #[arg(long, env = "MC_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Where a dispatched task goes when its agent's run is DONE: `review` (a person looks
     /// at the receipt first) or `done`.
     #[arg(long, env = "MC_DISPATCH_DONE_STATUS", default_value = "review", value_enum, ignore_case = true)]

@@ -22,6 +22,7 @@ use sea_orm::{
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
@@ -143,6 +144,8 @@ trait Job: Send {
     fn isolated(&self) -> bool;
     /// Answers the caller once the transaction holding the change committed (or did not).
     fn finish(self: Box<Self>, committed: Result<(), String>);
+    /// When the change was handed to the writer.
+    fn queued_at(&self) -> std::time::Instant;
 }
 
 /// A change returning `T`, and where its answer goes.
@@ -151,6 +154,7 @@ struct Change<T, F> {
     outcome: Option<AppResult<T>>,
     reply: oneshot::Sender<AppResult<T>>,
     isolated: bool,
+    queued_at: std::time::Instant,
 }
 
 impl<T, F> Job for Change<T, F>
@@ -176,6 +180,10 @@ where
         self.isolated
     }
 
+    fn queued_at(&self) -> std::time::Instant {
+        self.queued_at
+    }
+
     fn finish(self: Box<Self>, committed: Result<(), String>) {
         let answer = match (self.outcome, committed) {
             (Some(Ok(_)), Err(why)) => Err(AppError::Internal(format!("committing the change: {why}"))),
@@ -199,9 +207,15 @@ impl Writer {
     /// Starts the writer over `db`; events of committed changes go to `bus`. It stops once
     /// every clone is dropped, after the changes already handed over.
     pub fn start(db: DatabaseConnection, bus: EventBus) -> Writer {
+        Self::start_timed(db, bus, Histogram::new([]))
+    }
+
+    /// Like [`Writer::start`], observing into `wait` how long each change waited for its
+    /// transaction to begin.
+    pub fn start_timed(db: DatabaseConnection, bus: EventBus, wait: Histogram) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let commits = Arc::default();
-        tokio::spawn(write_loop(db.clone(), bus, queue, Arc::clone(&commits)));
+        tokio::spawn(write_loop(db.clone(), bus, queue, Arc::clone(&commits), wait));
         Writer { jobs, db, commits }
     }
 
@@ -246,7 +260,8 @@ impl Writer {
         F: for<'a> FnOnce(&'a mut UnitOfWork) -> BoxFuture<'a, AppResult<T>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Change { work: Some(work), outcome: None, reply, isolated });
+        let job: Box<dyn Job> =
+            Box::new(Change { work: Some(work), outcome: None, reply, isolated, queued_at: std::time::Instant::now() });
         self.jobs.send(job).await.map_err(|_| AppError::Internal("the database writer has stopped".into()))?;
         answer.await.map_err(|_| AppError::Internal("the database writer dropped the change".into()))?
     }
@@ -257,9 +272,14 @@ async fn write_loop(
     bus: EventBus,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
     commits: Arc<AtomicU64>,
+    wait: Histogram,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let now = std::time::Instant::now();
+        for job in &batch {
+            wait.observe(now.saturating_duration_since(job.queued_at()).as_secs_f64());
+        }
         commit_batch(&db, &bus, &commits, std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH))).await;
     }
 }

@@ -101,11 +101,45 @@ impl EventTransport for InProcess {
 /// Default number of events a slow subscriber may fall behind before it lags.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
+/// What the bus counts: events published here, and events subscribers missed.
+#[derive(Clone, Default)]
+pub struct BusCounters {
+    pub published: prometheus_client::metrics::counter::Counter,
+    pub lagged: prometheus_client::metrics::counter::Counter,
+}
+
 /// The event bus: a local broadcast channel of [`Event`]s and the transport that feeds it.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
     transport: Arc<dyn EventTransport>,
+    counters: BusCounters,
+}
+
+/// A subscriber's end of the bus: a broadcast receiver that counts what it misses.
+pub struct BusReceiver {
+    rx: broadcast::Receiver<Event>,
+    lagged: prometheus_client::metrics::counter::Counter,
+}
+
+impl BusReceiver {
+    /// The next event; `Lagged(n)` when this subscriber fell `n` events behind (counted).
+    pub async fn recv(&mut self) -> Result<Event, broadcast::error::RecvError> {
+        let next = self.rx.recv().await;
+        if let Err(broadcast::error::RecvError::Lagged(n)) = &next {
+            self.lagged.inc_by(*n);
+        }
+        next
+    }
+
+    /// The next event if one is waiting (lag counted as by [`BusReceiver::recv`]).
+    pub fn try_recv(&mut self) -> Result<Event, broadcast::error::TryRecvError> {
+        let next = self.rx.try_recv();
+        if let Err(broadcast::error::TryRecvError::Lagged(n)) = &next {
+            self.lagged.inc_by(*n);
+        }
+        next
+    }
 }
 
 impl std::fmt::Debug for EventBus {
@@ -124,12 +158,12 @@ impl EventBus {
     /// An in-process bus whose subscribers may fall `capacity` events behind before they lag.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        EventBus { transport: Arc::new(InProcess(tx.clone())), tx }
+        EventBus { transport: Arc::new(InProcess(tx.clone())), tx, counters: BusCounters::default() }
     }
 
     /// A bus fed by `transport`, which delivers into `tx` (from [`EventBus::channel`]).
     pub fn with_transport(tx: broadcast::Sender<Event>, transport: Arc<dyn EventTransport>) -> Self {
-        EventBus { tx, transport }
+        EventBus { tx, transport, counters: BusCounters::default() }
     }
 
     /// A local channel for [`EventBus::with_transport`].
@@ -137,8 +171,15 @@ impl EventBus {
         broadcast::channel(capacity.max(1)).0
     }
 
+    /// The same bus, counting into `counters` (the metrics' own handles).
+    pub fn counted_by(mut self, counters: BusCounters) -> Self {
+        self.counters = counters;
+        self
+    }
+
     /// Publishes a committed event to every subscriber (of every instance).
     pub fn publish(&self, event: Event) {
+        self.counters.published.inc();
         self.transport.publish(event);
     }
 
@@ -153,7 +194,7 @@ impl EventBus {
     }
 
     /// A new receiver of every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> BusReceiver {
+        BusReceiver { rx: self.tx.subscribe(), lagged: self.counters.lagged.clone() }
     }
 }

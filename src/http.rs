@@ -42,7 +42,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/logout", post(auth::http::logout))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .merge(crate::mcp::routes(&state))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)
         .layer(tower_http::trace::TraceLayer::new_for_http());
@@ -113,6 +115,67 @@ fn rate_limited(media: MediaType, wait: Duration) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// Counts and times every request by its route (the router's path, never the raw URL).
+async fn count_request(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let metrics = &state.metrics;
+    metrics
+        .http_duration
+        .get_or_create(&crate::metrics::RouteLabels { route: route.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    metrics.http_requests.get_or_create(&crate::metrics::HttpLabels { route, method, status }).inc();
+    response
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text; behind `--metrics-token` when one is set.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.metrics_token {
+        use subtle::ConstantTimeEq;
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(auth::bearer);
+        let ok = given.is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.as_bytes())));
+        if !ok {
+            let err = AppError::Unauthenticated("send Authorization: Bearer <the metrics token>".into());
+            return err.into_response();
+        }
+    }
+    let m = &state.metrics;
+    let (open, idle) = pool_sizes(&state.db);
+    m.db_pool_connections.set(open);
+    m.db_pool_idle.set(idle);
+    if let Some(at) = state.hub.last_poll_success() {
+        m.poller_last_success.set(at);
+    }
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], m.render()).into_response()
+}
+
+/// Open and idle connections of the database pool.
+fn pool_sizes(db: &sea_orm::DatabaseConnection) -> (i64, i64) {
+    // The backend says which pool it is, so neither getter can panic.
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (i64::from(pool.size()), pool.num_idle() as i64)
+        }
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (i64::from(pool.size()), pool.num_idle() as i64)
+        }
+        _ => (0, 0),
+    }
 }
 
 /// `GET /health`: liveness, no auth.

@@ -16,6 +16,7 @@
 //! - [`tasks`], [`feed`], [`agents`]: one folder per domain (`types`, `service`, `resolvers`).
 //! - [`work`]: the board driving the agents: dispatch, claims with leases, and task runs.
 //! - [`schedules`]: agents spawned and tasks created on a cron, exactly once across a fleet.
+//! - [`metrics`]: the Prometheus series behind `GET /metrics`.
 //! - [`loaders`]: batch loaders (one query per list, not per row); [`limits`]: rate limits; [`redis_bus`]: Redis transport, leader lease, shared counters.
 //! - [`pagination`], [`validate`], [`time`], [`subscriptions`], [`shutdown`]: small shared helpers.
 
@@ -32,6 +33,7 @@ pub mod http;
 pub mod limits;
 pub mod loaders;
 pub mod mcp;
+pub mod metrics;
 pub mod pagination;
 pub mod query_limits;
 pub mod read_cache;

@@ -339,7 +339,7 @@ impl QueryLimits {
 
 /// Whether the operation a request would run is a mutation.
 /// The operation a request runs: the only one, or the one named.
-fn selected_operation<'d>(
+pub(crate) fn selected_operation<'d>(
     doc: &'d ExecutableDocument,
     operation_name: Option<&str>,
 ) -> Option<&'d async_graphql::parser::types::OperationDefinition> {
@@ -418,8 +418,8 @@ fn check_rights(ctx: &ExtensionContext<'_>, doc: &ExecutableDocument) -> ServerR
     Ok(())
 }
 
-/// The `operationName` of the request, kept for the rights check.
-struct OperationName(Option<String>);
+/// The `operationName` of the request, kept for the rights check (and the metrics).
+pub(crate) struct OperationName(pub(crate) Option<String>);
 
 #[async_trait::async_trait]
 impl Extension for QueryLimits {

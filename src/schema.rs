@@ -47,9 +47,17 @@ pub fn build() -> SchemaBuilder<Query, Mutation, Subscription> {
 
 /// The schema builder with `limits` and the error-code extension.
 pub fn build_with(limits: QueryLimits) -> SchemaBuilder<Query, Mutation, Subscription> {
+    build_observed(limits, None)
+}
+
+/// Like [`build_with`], counting operations and errors in `metrics`.
+pub fn build_observed(
+    limits: QueryLimits,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+) -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .extension(limits)
-        .extension(ErrorCodes)
+        .extension(ErrorCodes { metrics })
 }
 
 /// The SDL of the schema, as committed in `schema.graphql`.
@@ -57,21 +65,38 @@ pub fn sdl() -> String {
     build().finish().sdl()
 }
 
-/// Gives every error an `extensions.code`.
+/// Gives every error an `extensions.code` (and counts operations and errors, when given
+/// the metrics: this extension sees both already, so counting costs no extra hook per field).
 ///
 /// Resolver errors carry theirs already. Parse failures become `GRAPHQL_PARSE_FAILED`,
 /// validation failures `GRAPHQL_VALIDATION_FAILED` (or `BAD_USER_INPUT` for bad argument values,
 /// and `QUERY_TOO_COMPLEX`/`QUERY_TOO_DEEP` for the cost limits), and anything left
 /// `INTERNAL_SERVER_ERROR`.
-struct ErrorCodes;
+struct ErrorCodes {
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
+        Arc::new(ErrorCodesExtension { metrics: self.metrics.clone() })
     }
 }
 
-struct ErrorCodesExtension;
+struct ErrorCodesExtension {
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// Gives `response`'s errors their codes, and counts them in `metrics`.
+fn finish_counted(response: Response, metrics: Option<&crate::metrics::Metrics>) -> Response {
+    let response = finish(response);
+    if let Some(metrics) = metrics {
+        for err in &response.errors {
+            let code = err.extensions.as_ref().and_then(|e| e.get("code")).map(|c| c.to_string());
+            metrics.count_error(code.as_deref().map_or("UNKNOWN", |c| c.trim_matches('"')));
+        }
+    }
+    response
+}
 
 /// The code for a validation (or argument-coercion) failure, judged by its message.
 fn validation_code(message: &str) -> ErrorCode {
@@ -116,7 +141,7 @@ fn finish(mut response: Response) -> Response {
 #[async_trait::async_trait]
 impl Extension for ErrorCodesExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        finish(next.run(ctx).await)
+        finish_counted(next.run(ctx).await, self.metrics.as_deref())
     }
 
     fn subscribe<'s>(
@@ -125,7 +150,8 @@ impl Extension for ErrorCodesExtension {
         stream: BoxStream<'s, Response>,
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(finish).boxed()
+        let metrics = self.metrics.clone();
+        next.run(ctx, stream).map(move |response| finish_counted(response, metrics.as_deref())).boxed()
     }
 
     async fn parse_query(
@@ -135,7 +161,12 @@ impl Extension for ErrorCodesExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| {
+        let document = next.run(ctx, query, variables).await;
+        if let (Some(metrics), Ok(doc)) = (&self.metrics, &document) {
+            let name = ctx.data_opt::<crate::query_limits::OperationName>().and_then(|n| n.0.as_deref());
+            count_operation(metrics, doc, name);
+        }
+        document.map_err(|e| {
             // async-graphql's own recursion limit is checked as part of parsing.
             let code = if e.message.contains("recursion depth") {
                 ErrorCode::QueryTooDeep
@@ -161,4 +192,20 @@ impl Extension for ErrorCodesExtension {
                 .collect()
         })
     }
+}
+
+/// Counts the operation of `doc` that runs (the one named, or the only one).
+fn count_operation(metrics: &crate::metrics::Metrics, doc: &ExecutableDocument, name: Option<&str>) {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Some(op) = crate::query_limits::selected_operation(doc, name) else { return };
+    let name = name.or(match &doc.operations {
+        DocumentOperations::Multiple(ops) => ops.keys().next().map(|n| n.as_str()),
+        DocumentOperations::Single(_) => None,
+    });
+    let ty = match op.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    metrics.count_operation(ty, name);
 }

@@ -80,6 +80,10 @@ pub struct AppState {
     pub work: Arc<crate::work::Work>,
     /// Runs due schedules (every instance ticks; a claim picks one per time).
     pub scheduler: Arc<crate::schedules::Scheduler>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The bearer token `/metrics` asks for, when set.
+    pub metrics_token: Option<String>,
     pub auth: Arc<AuthState>,
     pub rate: Arc<RateLimits>,
     pub limits: Limits,
@@ -219,11 +223,14 @@ async fn agent_hub(
     instance: &str,
     writer: &Writer,
     bus: &EventBus,
+    metrics: &Arc<crate::metrics::Metrics>,
 ) -> Result<Arc<AgentHub>, StartupError> {
     let runtime = match runtime {
         Some(runtime) => runtime,
         None => crate::agents::choose_runtime(runtime_choice(config)).map_err(StartupError::Runtime)?,
     };
+    let runtime: Arc<dyn AgentRuntime> =
+        Arc::new(crate::agents::instrumented::Instrumented::new(runtime, Arc::clone(metrics)));
     tracing::info!(runtime = runtime.name(), "agent runtime");
     let leadership = match redis {
         Some(redis) => crate::agents::Leadership::Lease(Box::new(crate::redis_bus::LeaderLock::new(
@@ -241,17 +248,21 @@ async fn agent_hub(
     Ok(hub)
 }
 
+/// What the resolvers share, put in the schema's data.
+struct Shared<'a> {
+    writer: &'a Writer,
+    bus: &'a EventBus,
+    hub: &'a Arc<AgentHub>,
+    work: &'a Arc<crate::work::Work>,
+    scheduler: &'a Arc<crate::schedules::Scheduler>,
+    directory: &'a Arc<Directory>,
+    metrics: &'a Arc<crate::metrics::Metrics>,
+}
+
 /// The schema with its limits and the data resolvers share.
-fn schema(
-    config: &Config,
-    writer: &Writer,
-    bus: &EventBus,
-    hub: &Arc<AgentHub>,
-    work: &Arc<crate::work::Work>,
-    scheduler: &Arc<crate::schedules::Scheduler>,
-    directory: &Arc<Directory>,
-) -> AppSchema {
-    let mut builder = schema::build_with(schema::QueryLimits {
+fn schema(config: &Config, shared: Shared<'_>) -> AppSchema {
+    let Shared { writer, bus, hub, work, scheduler, directory, metrics } = shared;
+    let limits = schema::QueryLimits {
         max_aliases: config.max_aliases,
         max_root_fields: config.max_root_fields,
         max_query_bytes: config.max_query_bytes,
@@ -260,18 +271,19 @@ fn schema(
         max_nesting: config.max_query_nesting,
         max_fields: config.max_query_fields,
         max_directives: config.max_directives,
-    })
-    .data(writer.db().clone())
-    .data(writer.clone())
-    .data(DataLoader::new(DbLoader { db: writer.db().clone() }, tokio::spawn))
-    .data(bus.clone())
-    .data(Arc::clone(hub))
-    .data(Arc::clone(hub) as Arc<dyn crate::feed::LiveAgents>)
-    .data(Arc::clone(directory))
-    .data(Arc::clone(work))
-    .data(Arc::clone(scheduler))
-    .limit_complexity(config.max_query_complexity)
-    .limit_recursive_depth(32);
+    };
+    let mut builder = schema::build_observed(limits, Some(Arc::clone(metrics)))
+        .data(writer.db().clone())
+        .data(writer.clone())
+        .data(DataLoader::new(DbLoader { db: writer.db().clone() }, tokio::spawn))
+        .data(bus.clone())
+        .data(Arc::clone(hub))
+        .data(Arc::clone(hub) as Arc<dyn crate::feed::LiveAgents>)
+        .data(Arc::clone(directory))
+        .data(Arc::clone(work))
+        .data(Arc::clone(scheduler))
+        .limit_complexity(config.max_query_complexity)
+        .limit_recursive_depth(32);
     if config.production {
         builder = builder.disable_suggestions();
         if !config.introspection {
@@ -336,14 +348,18 @@ impl App {
         let stop = shutdown::channel();
         auth.directory.refresh(&db).await.map_err(|e| StartupError::Runtime(format!("reading accounts: {e}")))?;
         let redis = redis(&config).await?;
-        let bus = event_bus(redis.as_ref(), &stop.1);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let bus = event_bus(redis.as_ref(), &stop.1).counted_by(crate::events::BusCounters {
+            published: metrics.events_published.clone(),
+            lagged: metrics.events_lagged.clone(),
+        });
         tracing::info!(event_bus = bus.transport_name(), instance = %instance, "event bus");
-        let writer = Writer::start(db.clone(), bus.clone());
+        let writer = Writer::start_timed(db.clone(), bus.clone(), metrics.db_write_wait.clone());
         tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), writer.clone(), stop.1.clone()));
         if let Some(keep) = config.audit_retention {
             tokio::spawn(crate::audit::prune_forever(writer.clone(), keep, stop.1.clone()));
         }
-        let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &writer, &bus).await?;
+        let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &writer, &bus, &metrics).await?;
         let work = crate::work::Work::start(
             writer.clone(),
             Arc::clone(&hub),
@@ -356,7 +372,16 @@ impl App {
             bus: bus.clone(),
             work: Arc::clone(&work),
         });
-        let schema = schema(&config, &writer, &bus, &hub, &work, &scheduler, &auth.directory);
+        let shared = Shared {
+            writer: &writer,
+            bus: &bus,
+            hub: &hub,
+            work: &work,
+            scheduler: &scheduler,
+            directory: &auth.directory,
+            metrics: &metrics,
+        };
+        let schema = schema(&config, shared);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let state = AppState {
@@ -367,6 +392,8 @@ impl App {
             hub,
             work,
             scheduler,
+            metrics,
+            metrics_token: config.metrics_token.clone(),
             auth: Arc::new(auth),
             // With Redis another instance may commit a change this one hears of late.
             read_cache: redis.is_none().then(Arc::default),

@@ -2,7 +2,7 @@
 
 use async_graphql::ErrorExtensions;
 use futures_util::Stream;
-use tokio::sync::broadcast::{Receiver, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::events::Event;
 
@@ -20,7 +20,7 @@ fn missed_events(name: &str) -> async_graphql::Error {
 /// the subscription with a `SUBSCRIPTION_LAGGED` error rather than skipping silently.
 /// (The `activity` subscription does better: it catches up from the database.)
 pub fn broadcast_stream<T, F>(
-    mut rx: Receiver<Event>,
+    mut rx: crate::events::BusReceiver,
     name: &'static str,
     pick: F,
 ) -> impl Stream<Item = async_graphql::Result<T>>

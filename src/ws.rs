@@ -315,9 +315,29 @@ struct Session {
     acknowledged: bool,
     active: HashSet<String>,
     outcome: InitOutcome,
+    /// `mc_subscriptions_active`: moved with `active`.
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.active.len() as i64);
+    }
 }
 
 impl Session {
+    fn start(&mut self, id: String) {
+        if self.active.insert(id) {
+            self.gauge.inc();
+        }
+    }
+
+    fn end(&mut self, id: &str) {
+        if self.active.remove(id) {
+            self.gauge.dec();
+        }
+    }
+
     fn refused(&self) -> bool {
         self.outcome.lock().ok().and_then(|slot| slot.clone()).is_some_and(|r| r.is_err())
     }
@@ -337,11 +357,9 @@ impl Session {
                     let message = format!("at most {} concurrent subscriptions per connection", self.max_subscriptions);
                     return Some(too_many(self.protocol, &id, &message));
                 }
-                self.active.insert(id);
+                self.start(id);
             }
-            ("complete" | "stop", Some(id)) => {
-                self.active.remove(&id);
-            }
+            ("complete" | "stop", Some(id)) => self.end(&id),
             _ => {}
         }
         None
@@ -358,7 +376,7 @@ impl Session {
             && matches!(envelope.kind.as_str(), "complete" | "error")
             && let Some(id) = envelope.id
         {
-            self.active.remove(&id);
+            self.end(&id);
         }
         ack
     }
@@ -396,7 +414,10 @@ async fn serve(
         acknowledged: false,
         active: HashSet::new(),
         outcome,
+        gauge: state.metrics.subscriptions_active.clone(),
     };
+    state.metrics.ws_connections.inc();
+    let _open = dec_on_drop(state.metrics.ws_connections.clone());
 
     let init_deadline = tokio::time::sleep(limits.ws_init_timeout);
     tokio::pin!(init_deadline);
@@ -452,6 +473,17 @@ async fn serve(
     if let Next::Close(code, reason) = next {
         close_gracefully(&mut sink, &mut source, code, &reason).await;
     }
+}
+
+/// Lowers `gauge` by one when dropped (the socket's end, however it ends).
+fn dec_on_drop(gauge: prometheus_client::metrics::gauge::Gauge) -> impl Drop {
+    struct Dec(prometheus_client::metrics::gauge::Gauge);
+    impl Drop for Dec {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    Dec(gauge)
 }
 
 /// What to do with one read from the client.

@@ -9,6 +9,7 @@
 
 pub mod approvals;
 pub mod gateway;
+pub mod instrumented;
 pub mod loaders;
 pub mod none;
 pub mod resolvers;
@@ -87,6 +88,8 @@ pub struct AgentHub {
     /// Runs being followed now (a run is followed once, however many ask).
     following: std::sync::Mutex<std::collections::HashSet<String>>,
     observer: std::sync::OnceLock<Arc<dyn RunObserver>>,
+    /// Unix seconds of the last good read of the runtime (0: none yet).
+    last_success: std::sync::atomic::AtomicI64,
 }
 
 impl AgentHub {
@@ -105,6 +108,7 @@ impl AgentHub {
             approvals: approvals::Approvals::default(),
             following: Default::default(),
             observer: std::sync::OnceLock::new(),
+            last_success: Default::default(),
         }
     }
 
@@ -212,6 +216,11 @@ impl AgentHub {
         self.version.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Unix seconds of the last good read of the runtime, if there was one.
+    pub fn last_poll_success(&self) -> Option<i64> {
+        Some(self.last_success.load(std::sync::atomic::Ordering::Relaxed)).filter(|t| *t > 0)
+    }
+
     /// The writer agent actions are logged through.
     pub fn writer(&self) -> &Writer {
         &self.writer
@@ -275,6 +284,7 @@ impl AgentHub {
         let previous = self.snapshot();
         let next = match self.runtime.list().await {
             Ok(agents) => {
+                self.last_success.store(chrono::Utc::now().timestamp(), std::sync::atomic::Ordering::Relaxed);
                 if state.failures > 0 {
                     tracing::info!(runtime = self.runtime.name(), "agent runtime readable again");
                 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_graphql::ErrorExtensions;
 use futures_util::{Stream, StreamExt};
 use sea_orm::DatabaseConnection;
-use tokio::sync::broadcast::{Receiver, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::service::{self, ActivityKind};
 use super::types::Activity;
@@ -51,7 +51,7 @@ fn gap_error(err: &crate::error::AppError, last: i64) -> async_graphql::Error {
 /// The stream behind the `activity` subscription.
 pub fn activity_stream(
     db: DatabaseConnection,
-    mut rx: Receiver<Event>,
+    mut rx: crate::events::BusReceiver,
     after: Option<i64>,
     kind: Option<ActivityKind>,
 ) -> impl Stream<Item = async_graphql::Result<Activity>> {

@@ -13,6 +13,7 @@ mod helpers;
 mod layers;
 mod mcp;
 mod openclaw;
+mod operations;
 mod scale;
 mod schedules;
 mod schema;

@@ -48,13 +48,12 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The `/mcp` route: authentication first, then the MCP service.
 pub fn routes(state: &AppState) -> axum::Router<AppState> {
     let board = Board { work: Arc::clone(&state.work) };
-    let config = StreamableHttpServerConfig::default()
+    let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         // Every request carries a bearer credential, which a rebinding page cannot forge, so
         // the SDK's loopback-only `Host` check would only lock out real deployments.
         .disable_allowed_hosts();
-    let mut config = config;
     config.max_request_body_bytes = MAX_BODY_BYTES;
     let service =
         StreamableHttpService::new(move || Ok(board.clone()), Arc::new(NeverSessionManager::default()), config);

@@ -317,11 +317,15 @@ struct Session {
     outcome: InitOutcome,
     /// `mc_subscriptions_active`: moved with `active`.
     gauge: prometheus_client::metrics::gauge::Gauge,
+    /// `mc_ws_connections`: raised when the session starts.
+    connections: prometheus_client::metrics::gauge::Gauge,
 }
 
+/// The socket's end, however it ends: its subscriptions and itself stop counting.
 impl Drop for Session {
     fn drop(&mut self) {
         self.gauge.dec_by(self.active.len() as i64);
+        self.connections.dec();
     }
 }
 
@@ -415,9 +419,9 @@ async fn serve(
         active: HashSet::new(),
         outcome,
         gauge: state.metrics.subscriptions_active.clone(),
+        connections: state.metrics.ws_connections.clone(),
     };
-    state.metrics.ws_connections.inc();
-    let _open = dec_on_drop(state.metrics.ws_connections.clone());
+    session.connections.inc();
 
     let init_deadline = tokio::time::sleep(limits.ws_init_timeout);
     tokio::pin!(init_deadline);
@@ -473,17 +477,6 @@ async fn serve(
     if let Next::Close(code, reason) = next {
         close_gracefully(&mut sink, &mut source, code, &reason).await;
     }
-}
-
-/// Lowers `gauge` by one when dropped (the socket's end, however it ends).
-fn dec_on_drop(gauge: prometheus_client::metrics::gauge::Gauge) -> impl Drop {
-    struct Dec(prometheus_client::metrics::gauge::Gauge);
-    impl Drop for Dec {
-        fn drop(&mut self) {
-            self.0.dec();
-        }
-    }
-    Dec(gauge)
 }
 
 /// What to do with one read from the client.

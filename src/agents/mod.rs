@@ -545,10 +545,12 @@ mod tests {
     use super::runtime::*;
     use super::*;
 
-    /// A runtime that counts list calls and can signal a change.
+    /// A runtime that counts list calls and can signal a change. With `status` it lists one
+    /// agent `a` in that state; its waits always time out (a runtime that forgot its runs).
     struct Counting {
         lists: AtomicUsize,
         changed: Arc<Notify>,
+        status: Option<AgentState>,
     }
 
     #[async_trait]
@@ -558,7 +560,7 @@ mod tests {
         }
         async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError> {
             self.lists.fetch_add(1, Ordering::SeqCst);
-            Ok(Vec::new())
+            Ok(self.status.map(|status| agent("a", status)).into_iter().collect())
         }
         async fn spawn(&self, _: SpawnRequest) -> Result<RunHandle, RuntimeError> {
             Err(RuntimeError::Failed("unused".into()))
@@ -594,7 +596,7 @@ mod tests {
     #[tokio::test]
     async fn the_poller_runs_on_its_interval_and_when_the_runtime_signals() {
         let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
-        let runtime = Arc::new(Counting { lists: AtomicUsize::new(0), changed: Arc::new(Notify::new()) });
+        let runtime = Arc::new(Counting { lists: AtomicUsize::new(0), changed: Arc::new(Notify::new()), status: None });
         let hub = Arc::new(AgentHub::new(runtime.clone(), EventBus::default(), Writer::start(db, EventBus::default())));
         tokio::time::pause();
         let (trigger, signal) = crate::shutdown::channel();
@@ -614,37 +616,6 @@ mod tests {
         assert_eq!(settle(&runtime, 4).await, 3, "no polls after shutdown");
     }
 
-    /// A runtime that no longer knows its runs (a restarted gateway): every wait times out,
-    /// while its list says how the agent's session ended.
-    struct Forgetful {
-        status: AgentState,
-    }
-
-    #[async_trait]
-    impl AgentRuntime for Forgetful {
-        fn name(&self) -> &'static str {
-            "forgetful"
-        }
-        async fn list(&self) -> Result<Vec<AgentInfo>, RuntimeError> {
-            Ok(vec![agent("a", self.status)])
-        }
-        async fn spawn(&self, _: SpawnRequest) -> Result<RunHandle, RuntimeError> {
-            Err(RuntimeError::Failed("unused".into()))
-        }
-        async fn send(&self, _: &str, _: &str) -> Result<RunHandle, RuntimeError> {
-            Err(RuntimeError::Failed("unused".into()))
-        }
-        async fn kill(&self, _: &str) -> Result<(), RuntimeError> {
-            Err(RuntimeError::Failed("unused".into()))
-        }
-        async fn transcript(&self, _: &str, _: usize) -> Result<Vec<TranscriptEntry>, RuntimeError> {
-            Ok(Vec::new())
-        }
-        async fn wait(&self, _: &str, _: u64) -> Result<RunOutcome, RuntimeError> {
-            Ok(RunOutcome::Timeout)
-        }
-    }
-
     struct Ends(tokio::sync::mpsc::UnboundedSender<RunEnd>);
 
     #[async_trait]
@@ -662,7 +633,12 @@ mod tests {
             (AgentState::Failed, RunEnd::Failed("the agent's session failed".into())),
         ] {
             let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
-            let runtime = Arc::new(Forgetful { status });
+            // A restarted gateway: every wait times out, while its list says how the session ended.
+            let runtime = Arc::new(Counting {
+                lists: AtomicUsize::new(0),
+                changed: Arc::new(Notify::new()),
+                status: Some(status),
+            });
             let hub = Arc::new(AgentHub::new(runtime, EventBus::default(), Writer::start(db, EventBus::default())));
             let (tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
             hub.set_run_observer(Arc::new(Ends(tx)));

@@ -203,17 +203,23 @@ pub async fn stats(db: &impl ConnectionTrait) -> AppResult<StoredStats> {
         .one(db)
         .await?
         .ok_or_else(|| AppError::Internal("metric totals returned no row".into()))?;
-    let task_runs = task_run::Entity::find().count(db).await? as i64;
+    #[derive(Debug, FromQueryResult)]
+    struct RunTotals {
+        runs: i64,
+        tokens: Option<i64>,
+        cost: Option<f64>,
+    }
     let runs = task_run::Entity::find()
         .select_only()
+        .column_as(Expr::col(sea_orm::sea_query::Asterisk).count(), "runs")
         .column_as(Expr::col(task_run::Column::Tokens).sum().cast_as(Alias::new("BIGINT")), "tokens")
         .column_as(Expr::col(task_run::Column::Cost).sum(), "cost")
-        .into_model::<MetricTotals>()
+        .into_model::<RunTotals>()
         .one(db)
         .await?
         .ok_or_else(|| AppError::Internal("run totals returned no row".into()))?;
     Ok(StoredStats {
-        task_runs,
+        task_runs: runs.runs,
         task_tokens: runs.tokens.unwrap_or(0),
         task_cost: runs.cost.unwrap_or(0.0),
         total_activities,

@@ -102,11 +102,7 @@ impl Schedule {
     /// Its runs, newest first; `first` 1..100 (default 20).
     async fn runs(&self, ctx: &Context<'_>, first: Option<i32>) -> async_graphql::Result<Vec<ScheduleRun>> {
         use async_graphql::ResultExt;
-        let first = match first {
-            None => 20,
-            Some(n) if (1..=100).contains(&n) => n as u64,
-            Some(_) => return Err(AppError::invalid("first", "must be between 1 and 100")).extend(),
-        };
+        let first = crate::pagination::page_size(Some(first.unwrap_or(20))).extend()?;
         let db = ctx.data::<sea_orm::DatabaseConnection>()?;
         Ok(service::runs(db, &self.0.id, first).await.extend()?.into_iter().map(ScheduleRun::from).collect())
     }

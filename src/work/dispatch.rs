@@ -13,7 +13,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::Work;
 use super::runs::{self, RunResult};
 use crate::agents::RunEnd;
-use crate::agents::service::{self as agents, Started};
+use crate::agents::service as agents;
 use crate::audit::{self, Change};
 use crate::auth::{Actor, ActorKind};
 use crate::db::UnitOfWork;
@@ -88,15 +88,11 @@ pub async fn dispatch(
             .await
     };
     // The agent has the task either way: follow its run so the agent's status shows.
-    follow(work, &started);
+    started.follow(&work.hub, &work.bus);
     if let Err(err) = &recorded {
         tracing::error!(task = %id, run = %started.run_id, error = %err, "a dispatched run could not be recorded");
     }
     recorded
-}
-
-fn follow(work: &Work, started: &Started) {
-    started.follow(&work.hub, &work.bus);
 }
 
 /// Takes task `id` for this dispatch (`holder`), after checking it may be dispatched (to

@@ -128,40 +128,32 @@ pub async fn end_dispatch_run(
     Ok(ended.rows_affected == 1)
 }
 
+/// Runs not ended yet.
+fn open_runs() -> sea_orm::Select<task_run::Entity> {
+    task_run::Entity::find().filter(task_run::Column::Status.eq(AgentState::Running.as_str()))
+}
+
+/// Dispatched runs not ended yet.
+fn open_dispatches() -> sea_orm::Select<task_run::Entity> {
+    open_runs().filter(task_run::Column::Kind.eq(TaskRunKind::Dispatch.as_str()))
+}
+
 /// The running run of task `task_id`, if any.
 pub async fn running_of(db: &impl ConnectionTrait, task_id: &str) -> AppResult<Option<task_run::Model>> {
-    Ok(task_run::Entity::find()
-        .filter(task_run::Column::TaskId.eq(task_id))
-        .filter(task_run::Column::Status.eq(AgentState::Running.as_str()))
-        .one(db)
-        .await?)
+    Ok(open_runs().filter(task_run::Column::TaskId.eq(task_id)).one(db).await?)
 }
 
 /// The running dispatched run with runtime id `run_id`, if any.
 pub async fn running_dispatch(db: &impl ConnectionTrait, run_id: &str) -> AppResult<Option<task_run::Model>> {
-    Ok(task_run::Entity::find()
-        .filter(task_run::Column::RunId.eq(run_id))
-        .filter(task_run::Column::Kind.eq(TaskRunKind::Dispatch.as_str()))
-        .filter(task_run::Column::Status.eq(AgentState::Running.as_str()))
-        .one(db)
-        .await?)
+    Ok(open_dispatches().filter(task_run::Column::RunId.eq(run_id)).one(db).await?)
 }
 
 /// The dispatched run agent `agent_id` is working on, if any.
 pub async fn running_on_agent(db: &impl ConnectionTrait, agent_id: &str) -> AppResult<Option<task_run::Model>> {
-    Ok(task_run::Entity::find()
-        .filter(task_run::Column::AgentId.eq(agent_id))
-        .filter(task_run::Column::Kind.eq(TaskRunKind::Dispatch.as_str()))
-        .filter(task_run::Column::Status.eq(AgentState::Running.as_str()))
-        .one(db)
-        .await?)
+    Ok(open_dispatches().filter(task_run::Column::AgentId.eq(agent_id)).one(db).await?)
 }
 
 /// Every dispatched run still running (to follow again after a restart or a new leader).
 pub async fn running_dispatches(db: &impl ConnectionTrait) -> AppResult<Vec<task_run::Model>> {
-    Ok(task_run::Entity::find()
-        .filter(task_run::Column::Kind.eq(TaskRunKind::Dispatch.as_str()))
-        .filter(task_run::Column::Status.eq(AgentState::Running.as_str()))
-        .all(db)
-        .await?)
+    Ok(open_dispatches().all(db).await?)
 }

@@ -435,25 +435,18 @@ async fn a_flood_of_events_leaves_mutations_answered_and_the_connection_up() {
 #[tokio::test]
 async fn a_task_dispatched_through_the_gateway_comes_back_with_the_reply_and_its_cost() {
     use crate::fake_gateway::MODEL_ERROR;
-    use crate::work::task;
+    use crate::work::ended;
     let state = StateDir::openclaw();
     let fake = FakeGateway::start(Options::openclaw(Some(state.store()))).await;
     let app = gateway_app(&fake, &state, "gw-token", |_| {}).await;
     connected(&app).await;
     let dispatch = "mutation($id: ID!, $agent: ID) { dispatchTask(id: $id, agentId: $agent) { status assignedAgent } }";
-    let ended = |id: String| {
-        let app = &app;
-        async move {
-            let moved = |t: &Value| t["runs"][0]["status"] != "RUNNING" && t["status"] != "IN_PROGRESS";
-            eventually("the run to end", || task(app, &id), moved).await
-        }
-    };
 
     let id = app.create_task(json!({ "title": "Write a haiku about lobsters" })).await;
     let sent = app.ok(dispatch, json!({ "id": id })).await["dispatchTask"].clone();
     assert_eq!(sent["status"], "IN_PROGRESS");
     let agent = sent["assignedAgent"].as_str().unwrap().to_owned();
-    let done = ended(id.clone()).await;
+    let done = ended(&app, &id).await;
     assert_eq!(done["status"], "REVIEW", "{done}");
     let run = &done["runs"][0];
     assert_eq!(run["status"], "DONE");
@@ -471,7 +464,7 @@ async fn a_task_dispatched_through_the_gateway_comes_back_with_the_reply_and_its
     // The same agent again, on a task its model fails: BLOCKED, with the gateway's reason.
     let failing = app.create_task(json!({ "title": "FAIL on purpose" })).await;
     app.ok(dispatch, json!({ "id": failing, "agent": agent })).await;
-    let blocked = ended(failing.clone()).await;
+    let blocked = ended(&app, &failing).await;
     assert_eq!((blocked["status"].as_str(), blocked["runs"][0]["status"].as_str()), (Some("BLOCKED"), Some("FAILED")));
     assert_eq!(blocked["runs"][0]["result"], MODEL_ERROR);
     assert_eq!(blocked["runs"][0]["tokens"], 0, "no reply: nothing used in this run");
@@ -480,6 +473,6 @@ async fn a_task_dispatched_through_the_gateway_comes_back_with_the_reply_and_its
     let slow = app.create_task(json!({ "title": "SLOW and steady" })).await;
     app.ok(dispatch, json!({ "id": slow, "agent": agent })).await;
     app.ok("mutation($id: ID!) { killAgent(id: $id) { status } }", json!({ "id": agent })).await;
-    let killed = ended(slow.clone()).await;
+    let killed = ended(&app, &slow).await;
     assert_eq!((killed["status"].as_str(), killed["runs"][0]["status"].as_str()), (Some("BLOCKED"), Some("KILLED")));
 }

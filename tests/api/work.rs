@@ -67,7 +67,7 @@ fn close(a: f64, b: f64) -> bool {
 
 /// Task `id` once its first run ended and moved it on. (The task and its runs are two reads:
 /// one query may see the run ended before the task moved.)
-async fn ended(app: &TestApp, id: &str) -> Value {
+pub async fn ended(app: &TestApp, id: &str) -> Value {
     let moved = |t: &Value| t["runs"][0]["status"] != "RUNNING" && t["status"] != "IN_PROGRESS";
     eventually("the run to end", || task(app, id), moved).await
 }

@@ -87,7 +87,9 @@ pub struct AgentHub {
     approvals: approvals::Approvals,
     /// Runs being followed now (a run is followed once, however many ask).
     following: std::sync::Mutex<std::collections::HashSet<String>>,
-    observer: std::sync::OnceLock<Arc<dyn RunObserver>>,
+    /// Held weakly: the observer (dispatch) holds the hub, and a cycle would keep both, with
+    /// the writer and its database pool, alive after the server stops.
+    observer: std::sync::OnceLock<std::sync::Weak<dyn RunObserver>>,
     /// Unix seconds of the last good read of the runtime (0: none yet).
     last_success: std::sync::atomic::AtomicI64,
 }
@@ -113,8 +115,8 @@ impl AgentHub {
     }
 
     /// Sets who is told when followed runs end (once; later calls are ignored).
-    pub fn set_run_observer(&self, observer: Arc<dyn RunObserver>) {
-        let _ = self.observer.set(observer);
+    pub fn set_run_observer(&self, observer: &Arc<dyn RunObserver>) {
+        let _ = self.observer.set(Arc::downgrade(observer));
     }
 
     /// Marks `run_id` followed; false when it already was.
@@ -124,7 +126,7 @@ impl AgentHub {
 
     /// The run has ended (or been given up on): tells the observer.
     async fn run_ended(&self, session_key: &str, run_id: &str, end: RunEnd) {
-        if let Some(observer) = self.observer.get() {
+        if let Some(observer) = self.observer.get().and_then(std::sync::Weak::upgrade) {
             observer.run_ended(session_key, run_id, end).await;
         }
         // Only now: a run asked to be followed while its end is being recorded stays single.
@@ -641,7 +643,8 @@ mod tests {
             });
             let hub = Arc::new(AgentHub::new(runtime, EventBus::default(), Writer::start(db, EventBus::default())));
             let (tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
-            hub.set_run_observer(Arc::new(Ends(tx)));
+            let observer: Arc<dyn RunObserver> = Arc::new(Ends(tx));
+            hub.set_run_observer(&observer);
             hub.poll_once().await;
             service::follow_run(Arc::clone(&hub), "a".into(), "run-1".into());
             service::follow_run(Arc::clone(&hub), "a".into(), "run-1".into());

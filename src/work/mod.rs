@@ -35,7 +35,8 @@ impl Work {
     /// The work of `hub`'s agents, told of their ended runs from now on.
     pub fn start(writer: Writer, hub: Arc<AgentHub>, bus: EventBus, done_status: TaskStatus) -> Arc<Work> {
         let work = Arc::new(Work { writer, hub: Arc::clone(&hub), bus, done_status });
-        hub.set_run_observer(Arc::clone(&work) as Arc<dyn RunObserver>);
+        let observer: Arc<dyn RunObserver> = Arc::clone(&work) as Arc<dyn RunObserver>;
+        hub.set_run_observer(&observer);
         work
     }
 

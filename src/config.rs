@@ -147,6 +147,28 @@ pub struct Config {
     #[arg(long, env = "MC_DISPATCH_DONE_STATUS", default_value = "review", value_enum, ignore_case = true)]
     pub dispatch_done_status: DispatchDone,
 
+    /// Let webhooks point at loopback and private addresses (link-local ones, such as cloud
+    /// metadata at 169.254.169.254, stay refused).
+    #[arg(long, env = "MC_WEBHOOK_ALLOW_PRIVATE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub webhook_allow_private: bool,
+
+    /// Most webhooks one server keeps.
+    #[arg(long, env = "MC_MAX_WEBHOOKS", default_value_t = 50)]
+    pub max_webhooks: u64,
+
+    /// Most alert rules one server keeps.
+    #[arg(long, env = "MC_MAX_ALERT_RULES", default_value_t = 200)]
+    pub max_alert_rules: u64,
+
+    /// Delay before a failed webhook delivery's first retry; each later one waits four times
+    /// longer (with jitter), up to an hour.
+    #[arg(long, env = "MC_WEBHOOK_RETRY_FIRST", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub webhook_retry_first: Duration,
+
+    /// Attempts of a webhook delivery before it is FAILED.
+    #[arg(long, env = "MC_WEBHOOK_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub webhook_attempts: u32,
+
     /// How long audit entries are kept (e.g. `365d`); by default, forever.
     #[arg(long, env = "MC_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
     pub audit_retention: Option<Duration>,
@@ -297,6 +319,11 @@ impl Config {
         config.openclaw_bin = None;
         config.gateway_url = None;
         config.gateway_token = None;
+        config.webhook_allow_private = false;
+        config.max_webhooks = 50;
+        config.max_alert_rules = 200;
+        config.webhook_retry_first = Duration::from_secs(2);
+        config.webhook_attempts = 8;
         config
     }
 

@@ -85,6 +85,11 @@ impl UnitOfWork {
         self.events.push(event);
     }
 
+    /// The events queued so far, in order.
+    pub fn queued_events(&self) -> &[Event] {
+        &self.events
+    }
+
     /// Makes activity ids follow commit order.
     ///
     /// Subscribers resume from "the last activity id I saw", which is only gap-free if a
@@ -119,6 +124,15 @@ impl UnitOfWork {
         .await
         .map_err(|e| crate::error::AppError::Internal(format!("commit task failed: {e}")))?
     }
+}
+
+/// Work done in every write transaction just before it commits, over the events its changes
+/// queued: what has to be written with a change whatever the change was (the outbox of
+/// webhook deliveries, the alerts a change fires). It may queue events of its own. Its
+/// failure rolls the transaction back and fails every change in it.
+pub trait BeforeCommit: Send + Sync + 'static {
+    /// Runs inside `uow`'s transaction once every change of it ran.
+    fn before_commit<'a>(&'a self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, AppResult<()>>;
 }
 
 /// Most changes committed in one transaction.
@@ -213,9 +227,20 @@ impl Writer {
     /// Like [`Writer::start`], observing into `wait` how long each change waited for its
     /// transaction to begin.
     pub fn start_timed(db: DatabaseConnection, bus: EventBus, wait: Histogram) -> Writer {
+        Self::start_hooked(db, bus, wait, None)
+    }
+
+    /// Like [`Writer::start_timed`], running `hook` in every transaction before it commits.
+    pub fn start_hooked(
+        db: DatabaseConnection,
+        bus: EventBus,
+        wait: Histogram,
+        hook: Option<Arc<dyn BeforeCommit>>,
+    ) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let commits = Arc::default();
-        tokio::spawn(write_loop(db.clone(), bus, queue, Arc::clone(&commits), wait));
+        let looping = WriteLoop { db: db.clone(), bus, commits: Arc::clone(&commits), wait, hook };
+        tokio::spawn(looping.run(queue));
         Writer { jobs, db, commits }
     }
 
@@ -267,98 +292,110 @@ impl Writer {
     }
 }
 
-async fn write_loop(
+/// The writer's task: what it needs to commit batches.
+struct WriteLoop {
     db: DatabaseConnection,
     bus: EventBus,
-    mut queue: mpsc::Receiver<Box<dyn Job>>,
     commits: Arc<AtomicU64>,
     wait: Histogram,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let now = std::time::Instant::now();
-        for job in &batch {
-            wait.observe(now.saturating_duration_since(job.queued_at()).as_secs_f64());
-        }
-        commit_batch(&db, &bus, &commits, std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH))).await;
-    }
+    hook: Option<Arc<dyn BeforeCommit>>,
 }
 
-/// Runs `jobs` in one transaction, each in a savepoint when there are several (see
-/// [`Writer::run_checked`] for the changes that need none); then [`commit_and_answer`].
-async fn commit_batch(db: &DatabaseConnection, bus: &EventBus, commits: &AtomicU64, mut jobs: Vec<Box<dyn Job>>) {
-    let mut outer = match UnitOfWork::begin(db).await {
-        Ok(uow) => uow,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the write transaction");
-            fail_all(jobs, &e.to_string());
-            return;
-        }
-    };
-    if jobs.len() == 1 {
-        // Alone, a change needs no savepoint: the transaction is its own.
-        if run_guarded(jobs[0].as_mut(), &mut outer).await == Ran::Ok {
-            return commit_and_answer(outer, jobs, bus, commits).await;
-        }
-        // Its own outcome (a refusal) is its answer; nothing was committed for it to wait on.
-        let _ = outer.txn.rollback().await;
-        jobs.into_iter().for_each(|job| job.finish(Ok(())));
-        return;
-    }
-    for job in &mut jobs {
-        if !job.isolated() {
-            let queued = outer.events.len();
-            match run_guarded(job.as_mut(), &mut outer).await {
-                Ran::Ok => {}
-                // Refused before it wrote: nothing to undo but events it may have queued.
-                Ran::Refused => outer.events.truncate(queued),
-                Ran::Failed => {
-                    tracing::error!("a change failed inside a batch; the batch is rolled back");
-                    let _ = outer.txn.rollback().await;
-                    fail_all(jobs, "another change of the same transaction failed");
-                    return;
-                }
+impl WriteLoop {
+    async fn run(self, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let now = std::time::Instant::now();
+            for job in &batch {
+                self.wait.observe(now.saturating_duration_since(job.queued_at()).as_secs_f64());
             }
-            continue;
+            self.commit_batch(std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH))).await;
         }
-        let savepoint = match outer.txn.begin().await {
-            Ok(txn) => txn,
+    }
+
+    /// Runs `jobs` in one transaction, each in a savepoint when there are several (see
+    /// [`Writer::run_checked`] for the changes that need none); then [`Self::commit_and_answer`].
+    async fn commit_batch(&self, mut jobs: Vec<Box<dyn Job>>) {
+        let mut outer = match UnitOfWork::begin(&self.db).await {
+            Ok(uow) => uow,
             Err(e) => {
-                tracing::error!(error = %e, "cannot open a savepoint");
-                continue;
+                tracing::error!(error = %e, "cannot open the write transaction");
+                fail_all(jobs, &e.to_string());
+                return;
             }
         };
-        let mut uow = UnitOfWork { txn: savepoint, events: Vec::new(), activity_lock_taken: false };
-        if run_guarded(job.as_mut(), &mut uow).await == Ran::Ok {
-            let UnitOfWork { txn, events: made, .. } = uow;
-            match txn.commit().await {
-                Ok(()) => outer.events.extend(made),
-                Err(e) => tracing::error!(error = %e, "cannot release a savepoint"),
+        if jobs.len() == 1 {
+            // Alone, a change needs no savepoint: the transaction is its own.
+            if run_guarded(jobs[0].as_mut(), &mut outer).await == Ran::Ok {
+                return self.commit_and_answer(outer, jobs).await;
             }
-        } else {
-            let _ = uow.txn.rollback().await;
+            // Its own outcome (a refusal) is its answer; nothing was committed for it to wait on.
+            let _ = outer.txn.rollback().await;
+            jobs.into_iter().for_each(|job| job.finish(Ok(())));
+            return;
         }
+        for job in &mut jobs {
+            if !job.isolated() {
+                let queued = outer.events.len();
+                match run_guarded(job.as_mut(), &mut outer).await {
+                    Ran::Ok => {}
+                    // Refused before it wrote: nothing to undo but events it may have queued.
+                    Ran::Refused => outer.events.truncate(queued),
+                    Ran::Failed => {
+                        tracing::error!("a change failed inside a batch; the batch is rolled back");
+                        let _ = outer.txn.rollback().await;
+                        fail_all(jobs, "another change of the same transaction failed");
+                        return;
+                    }
+                }
+                continue;
+            }
+            let savepoint = match outer.txn.begin().await {
+                Ok(txn) => txn,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open a savepoint");
+                    continue;
+                }
+            };
+            let mut uow = UnitOfWork { txn: savepoint, events: Vec::new(), activity_lock_taken: false };
+            if run_guarded(job.as_mut(), &mut uow).await == Ran::Ok {
+                let UnitOfWork { txn, events: made, .. } = uow;
+                match txn.commit().await {
+                    Ok(()) => outer.events.extend(made),
+                    Err(e) => tracing::error!(error = %e, "cannot release a savepoint"),
+                }
+            } else {
+                let _ = uow.txn.rollback().await;
+            }
+        }
+        self.commit_and_answer(outer, jobs).await;
     }
-    commit_and_answer(outer, jobs, bus, commits).await;
-}
 
-/// Commits `outer`; counts the commit; publishes its events in order; answers every caller
-/// (last: whoever sees an answer sees the count and the events already).
-async fn commit_and_answer(outer: UnitOfWork, jobs: Vec<Box<dyn Job>>, bus: &EventBus, commits: &AtomicU64) {
-    let UnitOfWork { txn, events, .. } = outer;
-    let committed = match txn.commit().await {
-        Ok(()) => {
-            commits.fetch_add(1, Ordering::SeqCst);
-            events.into_iter().for_each(|event| bus.publish(event));
-            Ok(())
+    /// Runs the hook, commits `outer`; counts the commit; publishes its events in order;
+    /// answers every caller (last: whoever sees an answer sees the count and the events already).
+    async fn commit_and_answer(&self, mut outer: UnitOfWork, jobs: Vec<Box<dyn Job>>) {
+        if let Some(hook) = &self.hook
+            && let Err(e) = hook.before_commit(&mut outer).await
+        {
+            tracing::error!(error = %e, "the work before commit failed; the batch is rolled back");
+            let _ = outer.txn.rollback().await;
+            return fail_all(jobs, &e.to_string());
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot commit a batch of changes");
-            Err(e.to_string())
+        let UnitOfWork { txn, events, .. } = outer;
+        let committed = match txn.commit().await {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::SeqCst);
+                events.into_iter().for_each(|event| self.bus.publish(event));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot commit a batch of changes");
+                Err(e.to_string())
+            }
+        };
+        for job in jobs {
+            job.finish(committed.clone());
         }
-    };
-    for job in jobs {
-        job.finish(committed.clone());
     }
 }
 

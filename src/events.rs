@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::entity::{activity, task};
+use crate::entity::{activity, notification, task};
 use crate::snapshot::{AgentInfo, AgentOutputItem, Approval};
 
 /// Kinds of task change, mirrored by the GraphQL `TaskEventKind`.
@@ -57,6 +57,8 @@ pub enum Event {
     AgentOutput(Arc<AgentOutputItem>),
     /// An exec approval's latest state (`approvals`).
     Approval(Arc<Approval>),
+    /// An alert rule fired (`notification`).
+    Notification(Arc<notification::Model>),
     /// Local only: the bus may have missed events (it was cut off from the other instances);
     /// subscribers catch up from the database.
     #[serde(skip)]

@@ -15,12 +15,14 @@
 //! - [`auth`]: login, tokens, the caller identity.
 //! - [`tasks`], [`feed`], [`agents`]: one folder per domain (`types`, `service`, `resolvers`).
 //! - [`work`]: the board driving the agents: dispatch, claims with leases, and task runs.
+//! - [`alerts`]: alert rules, notifications, and signed webhooks queued with each change.
 //! - [`schedules`]: agents spawned and tasks created on a cron, exactly once across a fleet.
 //! - [`metrics`]: the Prometheus series behind `GET /metrics`.
 //! - [`loaders`]: batch loaders (one query per list, not per row); [`limits`]: rate limits; [`redis_bus`]: Redis transport, leader lease, shared counters.
 //! - [`pagination`], [`validate`], [`time`], [`subscriptions`], [`shutdown`]: small shared helpers.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod config;

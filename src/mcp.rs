@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::auth::{Viewer, permissions};
-use crate::entity::{comment, task, task_run};
+use crate::entity::{task, task_run};
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
 use crate::tasks::commands::{self, NewTask};
@@ -230,29 +230,6 @@ fn answer(result: AppResult<Value>) -> ToolResult {
     }
 }
 
-/// A task under its GraphQL field names.
-fn task_json(row: &task::Model) -> Value {
-    json!({
-        "id": row.id,
-        "title": row.title,
-        "description": row.description,
-        "status": row.status,
-        "priority": TaskPriority::from_rank(row.priority).map(TaskPriority::as_str),
-        "assignedAgent": row.assigned_agent,
-        "tags": serde_json::from_str::<Value>(&row.tags).unwrap_or_default(),
-        "dueDate": row.due_date.map(from_millis),
-        "createdAt": from_millis(row.created_at),
-        "updatedAt": from_millis(row.updated_at),
-        "commentCount": row.comment_count,
-        "claimedBy": row.claimed_by,
-        "leaseExpiresAt": row.claimed_by.as_ref().and(row.lease_expires_at).map(from_millis),
-    })
-}
-
-fn comment_json(row: &comment::Model) -> Value {
-    json!({ "id": row.id, "author": row.author, "content": row.content, "createdAt": from_millis(row.created_at) })
-}
-
 fn run_json(row: &task_run::Model) -> Value {
     json!({
         "id": row.id,
@@ -269,7 +246,7 @@ fn run_json(row: &task_run::Model) -> Value {
 
 /// `null` for "none", else the task.
 fn maybe_task(row: Option<task::Model>) -> Value {
-    row.as_ref().map_or(Value::Null, task_json)
+    row.as_ref().map_or(Value::Null, crate::tasks::json::task)
 }
 
 /// Refuses an argument the tool does not take.
@@ -295,7 +272,7 @@ impl Board {
                 let first = crate::pagination::page_size(args.first)?;
                 let db = self.work.writer.db();
                 let page = queries::list(db, &args.filter(), TaskOrder::default(), first, None).await?;
-                let tasks: Vec<Value> = page.rows.iter().map(task_json).collect();
+                let tasks: Vec<Value> = page.rows.iter().map(crate::tasks::json::task).collect();
                 Ok(json!({ "tasks": tasks, "hasMore": page.has_next }))
             }
             .await,
@@ -318,8 +295,8 @@ impl Board {
                 let ids = [row.id.clone()];
                 let comments = queries::comments_of(db, &ids).await?.remove(&row.id).unwrap_or_default();
                 let runs = queries::runs_of(db, &ids).await?.remove(&row.id).unwrap_or_default();
-                let mut value = task_json(&row);
-                value["comments"] = comments.iter().map(comment_json).collect();
+                let mut value = crate::tasks::json::task(&row);
+                value["comments"] = comments.iter().map(crate::tasks::json::comment).collect();
                 value["tokens"] = runs.iter().fold(0i64, |sum, r| sum.saturating_add(r.tokens)).into();
                 value["cost"] = runs.iter().map(|r| r.cost).sum::<f64>().into();
                 value["runs"] = runs.iter().map(run_json).collect();
@@ -348,7 +325,7 @@ impl Board {
                     tags: args.tags.unwrap_or_default(),
                     metadata: args.metadata,
                 };
-                Ok(task_json(&commands::create(&self.work.writer, &who.actor(), input).await?))
+                Ok(crate::tasks::json::task(&commands::create(&self.work.writer, &who.actor(), input).await?))
             }
             .await,
         )
@@ -380,7 +357,7 @@ impl Board {
         answer(
             async {
                 let who = caller(&parts, OperationType::Mutation, "heartbeatTask")?;
-                Ok(task_json(&claims::heartbeat(&self.work.writer, &who.actor(), &args.id).await?))
+                Ok(crate::tasks::json::task(&claims::heartbeat(&self.work.writer, &who.actor(), &args.id).await?))
             }
             .await,
         )
@@ -397,7 +374,7 @@ impl Board {
                 let who = caller(&parts, OperationType::Mutation, "addComment")?;
                 let row = commands::add_comment(&self.work.writer, &who.actor(), &args.id, &who.subject, &args.content)
                     .await?;
-                Ok(comment_json(&row))
+                Ok(crate::tasks::json::comment(&row))
             }
             .await,
         )
@@ -413,7 +390,7 @@ impl Board {
             async {
                 let who = caller(&parts, OperationType::Mutation, "completeTask")?;
                 let row = claims::complete(&self.work.writer, &who.actor(), &args.id, args.status, args.result).await?;
-                Ok(task_json(&row))
+                Ok(crate::tasks::json::task(&row))
             }
             .await,
         )
@@ -428,7 +405,7 @@ impl Board {
         answer(
             async {
                 let who = caller(&parts, OperationType::Mutation, "releaseTask")?;
-                Ok(task_json(&claims::release(&self.work.writer, &who.actor(), &args.id).await?))
+                Ok(crate::tasks::json::task(&claims::release(&self.work.writer, &who.actor(), &args.id).await?))
             }
             .await,
         )

@@ -57,6 +57,12 @@ pub struct CallLabels {
     pub outcome: String,
 }
 
+/// Labels of a webhook delivery attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
 /// Labels of a runtime method alone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
@@ -87,6 +93,8 @@ pub struct Metrics {
     pub agent_runtime_duration: Family<MethodLabels, Histogram, fn() -> Histogram>,
     /// Unix seconds of the poller's last good read of the runtime.
     pub poller_last_success: Gauge,
+    /// Webhook delivery attempts by outcome (`delivered`, `retry`, `failed`).
+    pub webhook_deliveries: Family<OutcomeLabels, Counter>,
     operation_names: Mutex<HashSet<String>>,
 }
 
@@ -116,6 +124,7 @@ impl Metrics {
             agent_runtime_calls: Family::default(),
             agent_runtime_duration: Family::new_with_constructor(seconds as fn() -> Histogram),
             poller_last_success: Gauge::default(),
+            webhook_deliveries: Family::default(),
             operation_names: Mutex::new(HashSet::new()),
         };
         registry.register("http_requests", "HTTP requests by route, method and status", m.http_requests.clone());
@@ -144,6 +153,7 @@ impl Metrics {
             "When the agent poller last read the runtime",
             m.poller_last_success.clone(),
         );
+        registry.register("webhook_deliveries", "Webhook delivery attempts by outcome", m.webhook_deliveries.clone());
         Metrics { registry, ..m }
     }
 

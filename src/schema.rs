@@ -17,6 +17,7 @@ use futures_util::stream::BoxStream;
 pub use crate::query_limits::QueryLimits;
 
 use crate::agents::resolvers::{AgentMutation, AgentQuery, AgentSubscription};
+use crate::alerts::resolvers::{AlertMutation, AlertQuery, AlertSubscription};
 use crate::audit::resolvers::AuditQuery;
 use crate::auth::resolvers::{AuthMutation, AuthQuery};
 use crate::error::{ErrorCode, with_code};
@@ -27,15 +28,15 @@ use crate::work::resolvers::WorkMutation;
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery, AuditQuery, ScheduleQuery);
+pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery, AuditQuery, ScheduleQuery, AlertQuery);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(TaskMutation, WorkMutation, AgentMutation, AuthMutation, ScheduleMutation);
+pub struct Mutation(TaskMutation, WorkMutation, AgentMutation, AuthMutation, ScheduleMutation, AlertMutation);
 
 /// The subscription root.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(AgentSubscription, TaskSubscription, FeedSubscription);
+pub struct Subscription(AgentSubscription, TaskSubscription, FeedSubscription, AlertSubscription);
 
 /// The schema type.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -80,6 +80,8 @@ pub struct AppState {
     pub work: Arc<crate::work::Work>,
     /// Runs due schedules (every instance ticks; a claim picks one per time).
     pub scheduler: Arc<crate::schedules::Scheduler>,
+    /// Alert rules and webhooks (the writer's hook).
+    pub alerts: Arc<crate::alerts::Alerts>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The bearer token `/metrics` asks for, when set.
@@ -257,11 +259,12 @@ struct Shared<'a> {
     scheduler: &'a Arc<crate::schedules::Scheduler>,
     directory: &'a Arc<Directory>,
     metrics: &'a Arc<crate::metrics::Metrics>,
+    alerts: &'a Arc<crate::alerts::Alerts>,
 }
 
 /// The schema with its limits and the data resolvers share.
 fn schema(config: &Config, shared: Shared<'_>) -> AppSchema {
-    let Shared { writer, bus, hub, work, scheduler, directory, metrics } = shared;
+    let Shared { writer, bus, hub, work, scheduler, directory, metrics, alerts } = shared;
     let limits = schema::QueryLimits {
         max_aliases: config.max_aliases,
         max_root_fields: config.max_root_fields,
@@ -282,6 +285,7 @@ fn schema(config: &Config, shared: Shared<'_>) -> AppSchema {
         .data(Arc::clone(directory))
         .data(Arc::clone(work))
         .data(Arc::clone(scheduler))
+        .data(Arc::clone(alerts))
         .limit_complexity(config.max_query_complexity)
         .limit_recursive_depth(32);
     if config.production {
@@ -354,12 +358,16 @@ impl App {
             lagged: metrics.events_lagged.clone(),
         });
         tracing::info!(event_bus = bus.transport_name(), instance = %instance, "event bus");
-        let writer = Writer::start_timed(db.clone(), bus.clone(), metrics.db_write_wait.clone());
+        let alerts = crate::alerts::Alerts::new(alert_settings(&config));
+        alerts.try_reload(&db).await.map_err(|e| StartupError::Runtime(format!("reading alert rules: {e}")))?;
+        let hook: Arc<dyn crate::db::BeforeCommit> = Arc::clone(&alerts) as _;
+        let writer = Writer::start_hooked(db.clone(), bus.clone(), metrics.db_write_wait.clone(), Some(hook));
         tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), writer.clone(), stop.1.clone()));
         if let Some(keep) = config.audit_retention {
             tokio::spawn(crate::audit::prune_forever(writer.clone(), keep, stop.1.clone()));
         }
         let hub = agent_hub(&config, runtime, redis.as_ref(), &instance, &writer, &bus, &metrics).await?;
+        alerts.attach_hub(&hub);
         let work = crate::work::Work::start(
             writer.clone(),
             Arc::clone(&hub),
@@ -380,6 +388,7 @@ impl App {
             scheduler: &scheduler,
             directory: &auth.directory,
             metrics: &metrics,
+            alerts: &alerts,
         };
         let schema = schema(&config, shared);
         let listener =
@@ -392,6 +401,7 @@ impl App {
             hub,
             work,
             scheduler,
+            alerts,
             metrics,
             metrics_token: config.metrics_token.clone(),
             auth: Arc::new(auth),
@@ -433,6 +443,7 @@ impl App {
         let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal.clone()));
         let sweeper = tokio::spawn(Arc::clone(&self.state.work).run_until_stopped(signal.clone()));
         let scheduler = tokio::spawn(Arc::clone(&self.state.scheduler).run_until_stopped(signal.clone()));
+        let alerting = alerting(&self.state, signal.clone())?;
         if self.demo {
             let s = &self.state;
             tokio::spawn(crate::agents::demo::keep_alive(
@@ -460,8 +471,47 @@ impl App {
         let _ = poller.await;
         let _ = sweeper.await;
         let _ = scheduler.await;
+        for task in alerting {
+            let _ = task.await;
+        }
         let _ = janitor.await;
         served
+    }
+}
+
+/// Starts what alerts need besides the writer's hook: re-reading rules and webhooks, the
+/// leader's watcher of agents, and the deliverer.
+fn alerting(s: &AppState, signal: shutdown::Signal) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    {
+        let deliverer = crate::alerts::deliver::Deliverer::new(
+            s.writer.clone(),
+            Arc::clone(&s.alerts),
+            s.bus.clone(),
+            Some(Arc::clone(&s.metrics)),
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let watcher = crate::alerts::watch::Watcher {
+            writer: s.writer.clone(),
+            hub: Arc::clone(&s.hub),
+            alerts: Arc::clone(&s.alerts),
+            bus: s.bus.clone(),
+        };
+        Ok(vec![
+            tokio::spawn(Arc::clone(&s.alerts).refresh_until_stopped(s.db.clone(), signal.clone())),
+            tokio::spawn(watcher.run_until_stopped(signal.clone())),
+            tokio::spawn(deliverer.run_until_stopped(signal)),
+        ])
+    }
+}
+
+/// The alert settings of `config`.
+fn alert_settings(config: &Config) -> crate::alerts::Settings {
+    crate::alerts::Settings {
+        allow_private: config.webhook_allow_private,
+        max_webhooks: config.max_webhooks,
+        max_rules: config.max_alert_rules,
+        retry_first: config.webhook_retry_first,
+        attempts: config.webhook_attempts,
     }
 }
 

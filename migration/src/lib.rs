@@ -11,6 +11,7 @@ mod m20261202_000002_revoked_tokens;
 mod m20261202_000003_api_keys_audit;
 mod m20261202_000004_task_runs;
 mod m20261202_000005_schedules;
+mod m20261202_000006_alerts;
 
 pub use m20261201_000001_task_search::search_text;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_api_keys_audit::Migration),
             Box::new(m20261202_000004_task_runs::Migration),
             Box::new(m20261202_000005_schedules::Migration),
+            Box::new(m20261202_000006_alerts::Migration),
         ]
     }
 }

@@ -138,7 +138,8 @@ impl AgentSubscription {
                         | Event::AgentsSnapshot(_)
                         | Event::AgentAction(_)
                         | Event::AgentOutput(_)
-                        | Event::Approval(_),
+                        | Event::Approval(_)
+                        | Event::Notification(_),
                     ) => {}
                     Ok(Event::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // A full snapshot heals whatever was missed.

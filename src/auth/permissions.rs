@@ -35,11 +35,18 @@ const MUTATIONS: &[(&str, Role)] = &[
     ("updateSchedule", Role::Admin),
     ("deleteSchedule", Role::Admin),
     ("runScheduleNow", Role::Admin),
+    ("markNotificationsRead", Role::Operator),
+    ("createAlertRule", Role::Admin),
+    ("updateAlertRule", Role::Admin),
+    ("deleteAlertRule", Role::Admin),
+    ("createWebhook", Role::Admin),
+    ("updateWebhook", Role::Admin),
+    ("deleteWebhook", Role::Admin),
 ];
 
 /// Queries (and subscriptions) that need more than VIEWER.
 const RESTRICTED_READS: &[(&str, Role)] =
-    &[("users", Role::Admin), ("apiKeys", Role::Admin), ("auditLog", Role::Admin)];
+    &[("users", Role::Admin), ("apiKeys", Role::Admin), ("auditLog", Role::Admin), ("webhooks", Role::Admin)];
 
 /// The least role that may select `field` at the root of an operation of type `ty`.
 pub fn required(ty: OperationType, field: &str) -> Role {

@@ -3,9 +3,11 @@
 
 pub mod activity;
 pub mod agent_metric;
+pub mod alert_rule;
 pub mod api_key;
 pub mod audit_entry;
 pub mod comment;
+pub mod notification;
 pub mod revoked_token;
 pub mod schedule;
 pub mod schedule_run;
@@ -13,7 +15,11 @@ pub mod task;
 pub mod task_run;
 pub mod task_search;
 pub mod task_tag;
+pub mod usage_sample;
+pub mod usage_total;
 pub mod user;
+pub mod webhook;
+pub mod webhook_delivery;
 
 /// A JSON column's text as a GraphQL `JSON` value (none for null or unreadable text).
 pub fn stored_json(text: Option<&str>) -> Option<async_graphql::Json<serde_json::Value>> {

@@ -95,7 +95,8 @@ pub fn activity_stream(
                     | Event::AgentsSnapshot(_)
                     | Event::AgentAction(_)
                     | Event::AgentOutput(_)
-                    | Event::Approval(_),
+                    | Event::Approval(_)
+                    | Event::Notification(_),
                 ) => {}
                 Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
                     tracing::warn!("activity subscriber may have missed events; catching up from the database");

@@ -149,6 +149,12 @@ async fn each_role_runs_exactly_the_mutations_its_rights_allow() {
         "updateSchedule",
         "deleteSchedule",
         "runScheduleNow",
+        "createAlertRule",
+        "updateAlertRule",
+        "deleteAlertRule",
+        "createWebhook",
+        "updateWebhook",
+        "deleteWebhook",
     ];
     for field in &fields {
         for (role, token) in &tokens {
@@ -163,7 +169,7 @@ async fn each_role_runs_exactly_the_mutations_its_rights_allow() {
     }
     let (_, users) = app.graphql_as(Some(&tokens[1].1), "{ users { id } }", json!({})).await;
     assert_eq!(error_code(&users), "FORBIDDEN", "listing users is for admins");
-    for read in ["{ apiKeys { id } }", "{ auditLog { totalCount } }"] {
+    for read in ["{ apiKeys { id } }", "{ auditLog { totalCount } }", "{ webhooks { id } }"] {
         let (_, body) = app.graphql_as(Some(&tokens[1].1), read, json!({})).await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{read} is for admins");
     }

@@ -106,12 +106,13 @@ struct Checked {
 }
 
 async fn check(spec: &WebhookSpec, allow_private: bool) -> AppResult<Checked> {
-    let url = address::check_url("url", &spec.url, allow_private).await?;
     let events = check_events(&spec.events)?;
     let description = spec.description.as_deref().map(str::trim).filter(|d| !d.is_empty());
     if let Some(d) = description {
         validate::max_len("description", d, 500)?;
     }
+    // Last: it may ask DNS.
+    let url = address::check_url("url", &spec.url, allow_private).await?;
     Ok(Checked {
         url: url.to_string(),
         events: serde_json::to_string(&events).map_err(|e| AppError::Internal(e.to_string()))?,

@@ -1,4 +1,4 @@
-//! The `alert_rules` table: what should be noticed (see `crate::alerts`).
+//! The `alert_rules` table: what should be noticed, and how.
 
 use sea_orm::entity::prelude::*;
 

@@ -93,9 +93,20 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server after `tweak` adjusts its config, with `runtime` if given.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc<dyn AgentRuntime>>) -> TestApp {
-    init_tracing();
     let database_url = fresh_database_url().await;
-    let mut config = Config::for_tests(&database_url);
+    spawn_app_on(&database_url, true, tweak, runtime).await
+}
+
+/// Starts the server on `database_url` (left in place when the app is dropped, unless `owned`),
+/// after `tweak` adjusts its config: for restarts and several instances on one database.
+pub async fn spawn_app_on(
+    database_url: &str,
+    owned: bool,
+    tweak: impl FnOnce(&mut Config),
+    runtime: Option<Arc<dyn AgentRuntime>>,
+) -> TestApp {
+    init_tracing();
+    let mut config = Config::for_tests(database_url);
     config.jwt_secret = Some(SECRET.into());
     config.viewer_password = Some(VIEWER_PASSWORD.into());
     config.db_pool = 5;
@@ -129,6 +140,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
         sqlite_file: database_url
             .strip_prefix("sqlite://")
             .and_then(|rest| rest.split('?').next())
+            .filter(|_| owned)
             .map(std::path::PathBuf::from),
         _stop: stop,
     };

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0, spoken to over HTTP and WebSocket.
 
 mod agents;
+mod alerts;
 mod attacks;
 mod audit;
 mod auth;

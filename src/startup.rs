@@ -92,6 +92,10 @@ pub struct AppState {
     pub started: Instant,
     /// This process's id in a fleet (the leader lease names it).
     pub instance: String,
+    /// Fires when shutdown begins (sockets close with `1001`).
+    pub stopping: shutdown::Signal,
+    /// Open WebSockets, which shutdown lets close.
+    pub sockets: shutdown::Tasks,
 }
 
 /// Why the server cannot start.
@@ -411,6 +415,8 @@ impl App {
             limits: limits(&config),
             started: Instant::now(),
             instance,
+            stopping: stop.1.clone(),
+            sockets: shutdown::Tasks::default(),
         };
         Ok(App {
             listener,
@@ -433,13 +439,32 @@ impl App {
     }
 
     /// Serves until Ctrl-C or SIGTERM.
+    /// A second signal during shutdown exits at once (status 130).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
+        self.run_until(async {
+            shutdown_signal().await;
+            tokio::spawn(async {
+                shutdown_signal().await;
+                tracing::warn!("second signal: exiting now, without waiting for open requests");
+                std::process::exit(130);
+            });
+        })
+        .await
     }
 
-    /// Serves until `stop` resolves, then drains connections and stops the poller.
+    /// Serves until `stop` resolves, then shuts down gracefully: stops accepting, tells every
+    /// background task and socket at once (sockets close with `1001`, the fleet lease is
+    /// released so another instance takes over), lets in-flight requests finish and sockets
+    /// close (up to [`SOCKETS_CLOSE`]), and returns.
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (trigger, signal) = self.stop;
+        let trigger = Arc::new(trigger);
+        let fire = Arc::clone(&trigger);
+        let stop = async move {
+            stop.await;
+            fire.fire();
+        };
+        let sockets = self.state.sockets.clone();
         let poller = tokio::spawn(Arc::clone(&self.state.hub).run_until_stopped(self.poll_interval, signal.clone()));
         let sweeper = tokio::spawn(Arc::clone(&self.state.work).run_until_stopped(signal.clone()));
         let scheduler = tokio::spawn(Arc::clone(&self.state.scheduler).run_until_stopped(signal.clone()));
@@ -468,6 +493,9 @@ impl App {
         let router = crate::http::router(self.state);
         let served = crate::serve::serve(self.listener, router, self.header_timeout, stop).await;
         trigger.fire();
+        if !sockets.drained(SOCKETS_CLOSE).await {
+            tracing::warn!(open = sockets.running(), "some WebSockets did not close in time");
+        }
         let _ = poller.await;
         let _ = sweeper.await;
         let _ = scheduler.await;
@@ -478,6 +506,9 @@ impl App {
         served
     }
 }
+
+/// How long shutdown waits for WebSockets to finish their closing handshake.
+const SOCKETS_CLOSE: Duration = Duration::from_secs(5);
 
 /// Starts what alerts need besides the writer's hook: re-reading rules and webhooks, the
 /// leader's watcher of agents, and the deliverer.

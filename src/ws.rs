@@ -47,6 +47,8 @@ const CLOSE_UNAUTHORIZED: u16 = 4401;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// Close code: a message is larger than allowed.
 const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code: the server is shutting down (clients reconnect, to another instance).
+const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// How long a closing socket keeps reading (and discarding) what its client still sends, so
 /// that the close frame is delivered rather than lost to a TCP reset.
@@ -80,7 +82,9 @@ pub async fn handler(
     let Some(on_upgrade) = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return (StatusCode::UPGRADE_REQUIRED, "this connection cannot be upgraded to a WebSocket").into_response();
     };
+    let running = state.sockets.enter();
     tokio::spawn(async move {
+        let _running = running;
         let Ok(upgraded) = on_upgrade.await else { return };
         let budget = Arc::new(ReadBudget::new(state.limits.ws_max_init_message));
         let io = Metered { inner: TokioIo::new(upgraded), budget: Arc::clone(&budget) };
@@ -430,6 +434,7 @@ async fn serve(
     let mut keepalive = tokio::time::interval(limits.ws_keepalive);
     keepalive.tick().await;
     let mut account_check = tokio::time::interval(ACCOUNT_CHECK);
+    let mut stopping = state.stopping.clone();
 
     let next = loop {
         let step = tokio::select! {
@@ -456,6 +461,7 @@ async fn serve(
                 Next::Close(CLOSE_INIT_TIMEOUT, "connection initialisation timeout".into())
             }
             _ = &mut expiry, if session.acknowledged => Next::Close(CLOSE_UNAUTHORIZED, "token expired".into()),
+            _ = stopping.wait() => Next::Close(CLOSE_GOING_AWAY, "the server is shutting down; reconnect".into()),
             _ = keepalive.tick(), if session.acknowledged => Next::Send(keepalive_ping(protocol).to_owned()),
             // The sockets of a logged-out token, a disabled or deleted account, a revoked or
             // expired key close within a second or two.

@@ -32,8 +32,8 @@ use runtime::{AgentInfo, AgentRuntime, AgentState};
 /// Consecutive failed polls after which agents are shown as UNKNOWN.
 const UNKNOWN_AFTER_FAILURES: u32 = 3;
 /// How often the leader lease is taken or renewed (the lease lives 10 s: a dead leader is
-/// replaced within 13 s).
-const LEASE_RENEW: Duration = Duration::from_secs(3);
+/// replaced within 11 s, one that shuts down and releases it within 1 s).
+const LEASE_RENEW: Duration = Duration::from_secs(1);
 
 /// Who polls the runtime.
 pub enum Leadership {

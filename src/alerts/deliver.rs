@@ -118,8 +118,13 @@ impl Deliverer {
                 },
                 _ = shutdown.wait() => break,
             }
-            if let Err(e) = self.run_due().await {
-                tracing::warn!(error = %e, "cannot deliver webhooks; retrying shortly");
+            // Shutdown does not wait for a slow receiver: an attempt cut short keeps its lease,
+            // which lapses, and is made again (with the same delivery id).
+            tokio::select! {
+                done = self.run_due() => if let Err(e) = done {
+                    tracing::warn!(error = %e, "cannot deliver webhooks; retrying shortly");
+                },
+                _ = shutdown.wait() => break,
             }
         }
     }

@@ -255,7 +255,8 @@ async fn production_mode_hides_the_schema_and_refuses_weak_settings() {
 }
 
 /// A runtime with one agent whose transcript takes a second to read.
-struct SlowTranscripts;
+/// A runtime whose transcripts take a second to read: a slow request.
+pub struct SlowTranscripts;
 
 #[async_trait::async_trait]
 impl AgentRuntime for SlowTranscripts {

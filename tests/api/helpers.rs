@@ -55,7 +55,8 @@ pub struct TestApp {
     bus: mission_control::events::EventBus,
     /// The SQLite file to delete when the app is dropped.
     sqlite_file: Option<std::path::PathBuf>,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestApp {
@@ -121,7 +122,7 @@ pub async fn spawn_app_on(
     let scheduler = Arc::clone(&app.state().scheduler);
     let bus = app.state().bus.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
+    let served = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
     let address = format!("http://127.0.0.1:{port}");
@@ -142,13 +143,32 @@ pub async fn spawn_app_on(
             .and_then(|rest| rest.split('?').next())
             .filter(|_| owned)
             .map(std::path::PathBuf::from),
-        _stop: stop,
+        stop: Some(stop),
+        served: Some(served),
     };
     app.token = app.login_token(&password).await;
     app
 }
 
 impl TestApp {
+    /// Starts the server's graceful shutdown (as a signal would) and waits until it is done.
+    pub async fn shut_down(&mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.served.take() {
+            Some(served) => served.await.expect("the server task"),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts the shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// `POST /api/auth/login` with `body`.
     pub async fn login(&self, body: Value) -> reqwest::Response {
         self.client.post(format!("{}/api/auth/login", self.address)).json(&body).send().await.expect("login request")

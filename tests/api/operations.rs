@@ -1,4 +1,4 @@
-//! Running it in production: `/metrics`, and (below) shutdown and backups.
+//! Running it in production: `/metrics`, and (below) graceful shutdown.
 
 use serde_json::json;
 
@@ -82,4 +82,97 @@ async fn a_metrics_token_closes_the_endpoint_to_anyone_without_it() {
     assert_eq!(scrape(&app, Some("wrong")).await.0, 401);
     assert_eq!(scrape(&app, Some(&app.token)).await.0, 401, "an API token is not the metrics token");
     assert_eq!(scrape(&app, Some("scrape-me")).await.0, 200);
+}
+
+/// Sends `signal` (`TERM`, `INT`) to `instance`'s process.
+async fn signal(instance: &Instance, signal: &str) {
+    let pid = instance.child.id().expect("running").to_string();
+    let sent = tokio::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().await.unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Waits (up to `limit`) for `instance` to exit; its exit code.
+async fn exit_code(instance: &mut Instance, limit: std::time::Duration) -> Option<i32> {
+    let status = tokio::time::timeout(limit, instance.child.wait()).await.expect("the server exits in time").unwrap();
+    status.code()
+}
+
+#[tokio::test]
+async fn shutting_down_closes_sockets_with_1001_and_lets_an_in_flight_request_finish() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let mut app = spawn_app_with(|_| {}, Some(Arc::new(crate::hardening::SlowTranscripts))).await;
+    let mut ws = app.ws_ready().await;
+    ws.subscribe("a", "subscription { activity { id } }", json!({})).await;
+    // A request that takes a second (the runtime reads the transcript slowly).
+    let (client, address, token) = (app.client.clone(), app.address.clone(), app.token.clone());
+    let slow = tokio::spawn(async move {
+        post_graphql(&client, &address, Some(&token), "{ agents { transcript { text } } }", json!({})).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    app.begin_shutdown();
+    match ws.next_within(Duration::from_secs(3)).await {
+        Err(WsEnd::Closed(code, reason)) => {
+            assert_eq!(code, Some(1001), "going away: {reason}");
+            assert!(started.elapsed() < Duration::from_millis(900), "at once, not after the slow request");
+        }
+        other => panic!("expected a 1001 close, got {other:?}"),
+    }
+    let (status, body) = slow.await.unwrap();
+    assert_eq!(status, 200, "the in-flight request completes: {body}");
+    assert!(body["data"]["agents"].is_array(), "{body}");
+    app.shut_down().await.expect("a clean stop");
+    let refused = app.client.get(format!("{}/health", app.address)).send().await;
+    assert!(refused.is_err(), "no longer accepting");
+}
+
+#[tokio::test]
+async fn a_signal_stops_the_server_with_status_0_and_a_second_one_at_once() {
+    use std::time::Duration;
+    let workdir = std::env::temp_dir().join(format!("mc-signal-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let db = |name: &str| ("DATABASE_URL", format!("sqlite://{}?mode=rwc", workdir.join(name).display()));
+    let mut quiet = start(&[db("a.db"), ("MC_AGENT_RUNTIME", "none".into())], &workdir).await;
+    let mut ws = ws_ready_on(quiet.port, &login_at(&reqwest::Client::new(), &quiet.url(), PASSWORD).await).await;
+    signal(&quiet, "TERM").await;
+    assert!(matches!(ws.next_within(Duration::from_secs(5)).await, Err(WsEnd::Closed(Some(1001), _))));
+    assert_eq!(exit_code(&mut quiet, Duration::from_secs(10)).await, Some(0), "a graceful stop is a success");
+
+    // A request held by a runtime that never answers (its CLI hangs until the call timeout):
+    // the first signal waits for it, the second does not.
+    let home = crate::agents::ClawdbotHome::new();
+    let env = [
+        db("b.db"),
+        ("MC_AGENT_RUNTIME", "clawdbot".into()),
+        ("CLAWDBOT_STATE_DIR", home.dir.display().to_string()),
+        ("CLAWDBOT_BIN", home.bin.display().to_string()),
+        ("OPENCLAW_GATEWAY_URL", format!("ws://127.0.0.1:{}", free_port())),
+        ("FAKE_CLAWDBOT_MODE", "hang".into()),
+        ("MC_AGENT_CALL_TIMEOUT", "4s".into()),
+    ];
+    let mut held = start(&env, &workdir).await;
+    let client = reqwest::Client::new();
+    let token = login_at(&client, &held.url(), PASSWORD).await;
+    let url = held.url();
+    let spawn = tokio::spawn(async move {
+        post_graphql(
+            &client,
+            &url,
+            Some(&token),
+            "mutation { spawnAgent(input: {label: \"x\", task: \"y\"}) { id } }",
+            json!({}),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&held, "TERM").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(held.alive(), "the first signal waits for the request in flight");
+    let second = std::time::Instant::now();
+    signal(&held, "TERM").await;
+    assert_eq!(exit_code(&mut held, Duration::from_secs(2)).await, Some(130), "the second exits at once");
+    assert!(second.elapsed() < Duration::from_secs(2));
+    let _ = spawn.await;
+    let _ = std::fs::remove_dir_all(&workdir);
 }

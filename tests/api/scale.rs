@@ -222,6 +222,30 @@ async fn killing_the_leader_hands_agent_polling_to_the_other_within_15s() {
     assert_eq!(event["agentStatus"]["changed"], json!(["agent:main:subagent:after-failover"]), "the new leader polls");
 }
 
+#[tokio::test]
+async fn a_leader_stopped_by_a_signal_hands_over_its_lease_within_two_seconds() {
+    let Some(redis) = services() else { return };
+    let mut fleet = fleet(&redis, &[]).await;
+    let a_leads = leader_is_a(&fleet).await;
+    let (leader, survivor) = if a_leads { (&mut fleet.a, &fleet.b) } else { (&mut fleet.b, &fleet.a) };
+    let pid = leader.child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    let signalled = Instant::now();
+    let survivor_url = survivor.url();
+    loop {
+        let health: Value =
+            fleet.client.get(format!("{survivor_url}/health")).send().await.unwrap().json().await.unwrap();
+        if health["agentPollerLeader"] == true {
+            break;
+        }
+        assert!(signalled.elapsed() < Duration::from_millis(2500), "no takeover within two seconds");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = if a_leads { &mut fleet.a } else { &mut fleet.b };
+    let status = tokio::time::timeout(Duration::from_secs(10), leader.child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
 /// A private `redis-server` on `port`.
 async fn private_redis(port: u16) -> Option<Child> {
     let child = Command::new("redis-server")

@@ -25,7 +25,8 @@ pub use crate::agents::RuntimeKind;
 #[derive(Clone, Parser)]
 #[command(name = "mission-control", version, about)]
 pub struct Config {
-    /// Without a command the server runs; `user` manages accounts in the configured database.
+    /// Without a command the server runs; `user` manages accounts in the configured database,
+    /// `backup` and `restore` copy it.
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -169,6 +170,18 @@ pub struct Config {
     #[arg(long, env = "MC_WEBHOOK_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub webhook_attempts: u32,
 
+    /// Take a backup this often while serving (e.g. `6h`) into `--backup-dir`.
+    #[arg(long, env = "MC_BACKUP_EVERY", value_parser = humantime::parse_duration, requires = "backup_dir")]
+    pub backup_every: Option<Duration>,
+
+    /// Where `--backup-every` writes its backups.
+    #[arg(long, env = "MC_BACKUP_DIR")]
+    pub backup_dir: Option<std::path::PathBuf>,
+
+    /// How many scheduled backups are kept (the oldest go).
+    #[arg(long, env = "MC_BACKUP_KEEP", default_value_t = 7)]
+    pub backup_keep: usize,
+
     /// How long audit entries are kept (e.g. `365d`); by default, forever.
     #[arg(long, env = "MC_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
     pub audit_retention: Option<Duration>,
@@ -281,6 +294,19 @@ pub enum Command {
     /// `user list`.
     #[command(subcommand)]
     User(crate::auth::cli::UserCommand),
+    /// Writes a consistent copy of the configured database to FILE (while the server runs).
+    Backup {
+        /// Where the backup goes (JSON Lines).
+        file: std::path::PathBuf,
+    },
+    /// Restores FILE (a backup) into the configured database; stop the server first.
+    Restore {
+        /// The backup to restore.
+        file: std::path::PathBuf,
+        /// Replace what a non-empty database holds.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 impl Config {
@@ -324,6 +350,8 @@ impl Config {
         config.max_alert_rules = 200;
         config.webhook_retry_first = Duration::from_secs(2);
         config.webhook_attempts = 8;
+        config.backup_every = None;
+        config.backup_dir = None;
         config
     }
 

@@ -25,6 +25,7 @@ pub mod agents;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod entity;

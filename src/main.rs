@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use mission_control::config::Config;
+use mission_control::config::{Command, Config};
 use mission_control::startup::App;
 use tracing_subscriber::EnvFilter;
 
@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
 
-    if let Some(mission_control::config::Command::User(command)) = &config.command {
+    if let Some(Command::User(command)) = &config.command {
         let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
         return match mission_control::auth::cli::run(&config.database_url, command, &mut input, &mut out).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -26,6 +26,10 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+
+    if let Some(command @ (Command::Backup { .. } | Command::Restore { .. })) = &config.command {
+        return copy(&config.database_url, command).await;
     }
 
     let app = match App::build(config).await {
@@ -44,6 +48,33 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `backup FILE` and `restore FILE [--force]`.
+async fn copy(database_url: &str, command: &Command) -> ExitCode {
+    let db = match mission_control::db::connect(database_url, 2).await {
+        Ok(db) => db,
+        Err(err) => {
+            eprintln!("mission-control: cannot open the database: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let done = match command {
+        Command::Backup { file } => mission_control::backup::backup(&db, file)
+            .await
+            .map(|s| println!("backed up {} rows of {} tables to {}", s.rows, s.tables, file.display())),
+        Command::Restore { file, force } => mission_control::backup::restore(&db, file, *force)
+            .await
+            .map(|s| println!("restored {} rows of {} tables from {}", s.rows, s.tables, file.display())),
+        Command::User(_) => Ok(()),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mission-control: {err}");
             ExitCode::FAILURE
         }
     }

@@ -367,6 +367,9 @@ impl App {
         let hook: Arc<dyn crate::db::BeforeCommit> = Arc::clone(&alerts) as _;
         let writer = Writer::start_hooked(db.clone(), bus.clone(), metrics.db_write_wait.clone(), Some(hook));
         tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), writer.clone(), stop.1.clone()));
+        if let (Some(every), Some(dir)) = (config.backup_every, &config.backup_dir) {
+            tokio::spawn(crate::backup::every(db.clone(), dir.clone(), every, config.backup_keep, stop.1.clone()));
+        }
         if let Some(keep) = config.audit_retention {
             tokio::spawn(crate::audit::prune_forever(writer.clone(), keep, stop.1.clone()));
         }

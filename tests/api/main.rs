@@ -5,6 +5,7 @@ mod alerts;
 mod attacks;
 mod audit;
 mod auth;
+mod backup;
 mod durability;
 mod fake_gateway;
 mod feed;

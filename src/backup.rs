@@ -428,7 +428,7 @@ mod tests {
         assert_eq!(to_value(&Json::from(7), &ColumnType::BigInteger).unwrap(), Value::from(Some(7i64)));
         assert_eq!(to_value(&Json::Null, &ColumnType::Text).unwrap(), Option::<String>::None.into());
         assert!(to_value(&Json::from("x"), &ColumnType::BigInteger).is_err(), "a string is no number");
-        assert!(to_value(&Json::from(1 << 40), &ColumnType::Integer).is_err(), "out of range");
+        assert!(to_value(&Json::from(1i64 << 40), &ColumnType::Integer).is_err(), "out of range");
     }
 
     #[test]

@@ -182,6 +182,11 @@ pub struct Config {
     #[arg(long, env = "MC_BACKUP_KEEP", default_value_t = 7)]
     pub backup_keep: usize,
 
+    /// How long shutdown waits for requests in flight (and sockets closing) before it exits
+    /// anyway.
+    #[arg(long, env = "MC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// How long audit entries are kept (e.g. `365d`); by default, forever.
     #[arg(long, env = "MC_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
     pub audit_retention: Option<Duration>,
@@ -351,6 +356,7 @@ impl Config {
         config.webhook_retry_first = Duration::from_secs(2);
         config.webhook_attempts = 8;
         config.backup_every = None;
+        config.shutdown_timeout = Duration::from_secs(30);
         config.backup_dir = None;
         config
     }

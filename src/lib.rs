@@ -16,6 +16,7 @@
 //! - [`tasks`], [`feed`], [`agents`]: one folder per domain (`types`, `service`, `resolvers`).
 //! - [`work`]: the board driving the agents: dispatch, claims with leases, and task runs.
 //! - [`alerts`]: alert rules, notifications, and signed webhooks queued with each change.
+//! - [`usage`]: tokens and cost over time, from samples the leader stores.
 //! - [`schedules`]: agents spawned and tasks created on a cron, exactly once across a fleet.
 //! - [`metrics`]: the Prometheus series behind `GET /metrics`.
 //! - [`loaders`]: batch loaders (one query per list, not per row); [`limits`]: rate limits; [`redis_bus`]: Redis transport, leader lease, shared counters.
@@ -50,6 +51,7 @@ pub mod startup;
 pub mod subscriptions;
 pub mod tasks;
 pub mod time;
+pub mod usage;
 pub mod validate;
 pub mod work;
 pub mod ws;

@@ -24,11 +24,12 @@ use crate::error::{ErrorCode, with_code};
 use crate::feed::resolvers::{FeedQuery, FeedSubscription};
 use crate::schedules::resolvers::{ScheduleMutation, ScheduleQuery};
 use crate::tasks::resolvers::{TaskMutation, TaskQuery, TaskSubscription};
+use crate::usage::resolvers::UsageQuery;
 use crate::work::resolvers::WorkMutation;
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery, AuditQuery, ScheduleQuery, AlertQuery);
+pub struct Query(TaskQuery, AgentQuery, FeedQuery, AuthQuery, AuditQuery, ScheduleQuery, AlertQuery, UsageQuery);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]

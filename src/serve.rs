@@ -16,11 +16,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-/// Serves `router` on `listener` until `stop` resolves, then lets open requests finish.
+/// Serves `router` on `listener` until `stop` resolves, then lets open requests finish, for at
+/// most `drain`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    drain: Duration,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // `stopping` is dropped on stop; every connection watches for that.
@@ -78,6 +80,8 @@ pub async fn serve(
     }
     drop(listener);
     drop(done);
-    all_done.closed().await;
+    if tokio::time::timeout(drain, all_done.closed()).await.is_err() {
+        tracing::warn!(after = ?drain, "requests still in flight at the shutdown timeout; stopping anyway");
+    }
     Ok(())
 }

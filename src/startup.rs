@@ -121,6 +121,7 @@ pub struct App {
     state: AppState,
     poll_interval: Duration,
     header_timeout: Duration,
+    shutdown_timeout: Duration,
     demo: bool,
     stop: (Trigger, shutdown::Signal),
 }
@@ -426,6 +427,7 @@ impl App {
             state,
             poll_interval: config.agent_poll_interval,
             header_timeout: config.header_timeout,
+            shutdown_timeout: config.shutdown_timeout,
             demo: config.demo,
             stop,
         })
@@ -494,9 +496,9 @@ impl App {
             }
         });
         let router = crate::http::router(self.state);
-        let served = crate::serve::serve(self.listener, router, self.header_timeout, stop).await;
+        let served = crate::serve::serve(self.listener, router, self.header_timeout, self.shutdown_timeout, stop).await;
         trigger.fire();
-        if !sockets.drained(SOCKETS_CLOSE).await {
+        if !sockets.drained(SOCKETS_CLOSE.min(self.shutdown_timeout)).await {
             tracing::warn!(open = sockets.running(), "some WebSockets did not close in time");
         }
         let _ = poller.await;

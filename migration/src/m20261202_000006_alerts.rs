@@ -1,5 +1,6 @@
 //! Alert rules, the notifications they fire, webhooks and their delivery queue (an outbox
-//! written in the same transaction as the change), and the usage samples budgets add up.
+//! written in the same transaction as the change), and the usage samples that budgets and
+//! `usage` add up.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -82,6 +83,8 @@ enum UsageSamples {
     Model,
     Source,
     At,
+    InputTokens,
+    OutputTokens,
     Tokens,
     Cost,
 }
@@ -90,6 +93,8 @@ enum UsageSamples {
 enum UsageTotals {
     Table,
     AgentId,
+    InputTokens,
+    OutputTokens,
     Tokens,
     Cost,
     UpdatedAt,
@@ -210,6 +215,8 @@ impl MigrationTrait for Migration {
                     .col(string_null(UsageSamples::Model))
                     .col(string(UsageSamples::Source))
                     .col(big_integer(UsageSamples::At))
+                    .col(big_integer(UsageSamples::InputTokens))
+                    .col(big_integer(UsageSamples::OutputTokens))
                     .col(big_integer(UsageSamples::Tokens))
                     .col(double(UsageSamples::Cost))
                     .to_owned(),
@@ -228,6 +235,8 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(UsageTotals::Table)
                     .col(string(UsageTotals::AgentId).primary_key())
+                    .col(big_integer(UsageTotals::InputTokens))
+                    .col(big_integer(UsageTotals::OutputTokens))
                     .col(big_integer(UsageTotals::Tokens))
                     .col(double(UsageTotals::Cost))
                     .col(big_integer(UsageTotals::UpdatedAt))

@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::notify::{self, Firing};
 use super::rules::AlertKind;
@@ -19,7 +18,7 @@ use super::webhooks::{self, Outgoing};
 use super::{Active, Alerts, budget, outbox};
 use crate::agents::AgentHub;
 use crate::db::{UnitOfWork, Writer};
-use crate::entity::{task, usage_sample, usage_total};
+use crate::entity::task;
 use crate::error::AppResult;
 use crate::events::{Event, EventBus};
 use crate::snapshot::{AgentInfo, AgentState, Usage};
@@ -51,7 +50,7 @@ pub struct Watcher {
 #[derive(Debug, Default)]
 pub struct Seen {
     states: HashMap<String, AgentState>,
-    usage: HashMap<String, Usage>,
+    usage: HashMap<String, (Usage, Option<i64>, Option<i64>)>,
 }
 
 fn changed_at(agent: &AgentInfo) -> i64 {
@@ -103,8 +102,9 @@ impl Watcher {
             if from.is_some_and(|f| f != agent.status) || first_failure {
                 transitions.push(Transition { agent: agent.clone(), from });
             }
-            let spends = agent.usage.tokens > 0 || agent.usage.cost > 0.0;
-            if seen.usage.insert(agent.id.clone(), agent.usage) != Some(agent.usage) && spends {
+            let totals = (agent.usage, agent.input_tokens, agent.output_tokens);
+            let spends = agent.usage.tokens > 0 || agent.usage.cost > 0.0 || agent.input_tokens.unwrap_or(0) > 0;
+            if seen.usage.insert(agent.id.clone(), totals) != Some(totals) && spends {
                 spent.push(agent.clone());
             }
         }
@@ -123,7 +123,7 @@ impl Watcher {
                     }
                     let mut grew = false;
                     for agent in &spent {
-                        grew |= sample(uow, agent).await?;
+                        grew |= crate::usage::record_growth(uow, agent).await?;
                     }
                     if grew {
                         budget::check(uow, &active, None, &models, chrono::Utc::now()).await?;
@@ -216,41 +216,4 @@ async fn status_changed(uow: &mut UnitOfWork, active: &Active, transition: &Tran
         notify::fire(uow, rule, firing).await?;
     }
     Ok(())
-}
-
-/// Records the growth of `agent`'s transcript totals since they were last sampled; returns
-/// whether they grew. A transcript that shrank (pruned, reset) is taken as the new base.
-async fn sample(uow: &mut UnitOfWork, agent: &AgentInfo) -> AppResult<bool> {
-    let last = usage_total::Entity::find_by_id(&agent.id).one(uow.txn()).await?;
-    let now = now_millis();
-    let (tokens, cost) = match &last {
-        Some(last) => (agent.usage.tokens - last.tokens, agent.usage.cost - last.cost),
-        None => (agent.usage.tokens, agent.usage.cost),
-    };
-    let total = usage_total::ActiveModel {
-        agent_id: Set(agent.id.clone()),
-        tokens: Set(agent.usage.tokens),
-        cost: Set(agent.usage.cost),
-        updated_at: Set(now),
-    };
-    let upsert = OnConflict::column(usage_total::Column::AgentId)
-        .update_columns([usage_total::Column::Tokens, usage_total::Column::Cost, usage_total::Column::UpdatedAt])
-        .to_owned();
-    usage_total::Entity::insert(total).on_conflict(upsert).exec_without_returning(uow.txn()).await?;
-    if tokens < 0 || cost < 0.0 || (tokens == 0 && cost <= 0.0) {
-        return Ok(false);
-    }
-    // Spend first seen is dated when the agent last worked (its history may predate us).
-    let at = if last.is_none() { agent.updated_at.map(|t| t.timestamp_millis()).unwrap_or(now).min(now) } else { now };
-    let row = usage_sample::ActiveModel {
-        agent_id: Set(agent.id.clone()),
-        model: Set(agent.model.clone()),
-        source: Set("TRANSCRIPT".into()),
-        at: Set(at),
-        tokens: Set(tokens),
-        cost: Set(cost.max(0.0)),
-        ..Default::default()
-    };
-    usage_sample::Entity::insert(row).exec_without_returning(uow.txn()).await?;
-    Ok(true)
 }

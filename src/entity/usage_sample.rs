@@ -13,6 +13,10 @@ pub struct Model {
     /// `TRANSCRIPT` (growth of the transcript's totals) or `METRICS` (`recordAgentMetrics`).
     pub source: String,
     pub at: i64,
+    /// The store's input and output token counts (recorded metrics have none).
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// All tokens, as the transcript counts them (cache reads and writes included).
     pub tokens: i64,
     pub cost: f64,
 }

@@ -9,6 +9,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub agent_id: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
     pub tokens: i64,
     pub cost: f64,
     pub updated_at: i64,

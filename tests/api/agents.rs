@@ -442,3 +442,72 @@ async fn demo_mode_starts_with_agents_and_tasks() {
         .await;
     assert!(node_strings(&feed["feed"], "action").contains(&"messaged".to_owned()), "{feed}");
 }
+
+#[tokio::test]
+async fn usage_over_time_adds_up_to_the_agents_metrics_by_agent_model_and_overall() {
+    let home = ClawdbotHome::new();
+    let app = clawdbot_app(&home).await;
+    let record = "mutation { recordAgentMetrics(agentId: \"agent:main:subagent:mock-1\", input: {tokens: 100, cost: 0.5}) { id } }";
+    app.ok(record, json!({})).await;
+    let agents = app.ok("{ agents { id model inputTokens metrics { tokens cost } } }", json!({})).await;
+    let agents = agents["agents"].as_array().unwrap().clone();
+    let expected_tokens: i64 = agents.iter().map(|a| a["metrics"]["tokens"].as_i64().unwrap()).sum();
+    let expected_cost: f64 = agents.iter().map(|a| a["metrics"]["cost"].as_f64().unwrap()).sum();
+    assert!(expected_tokens > 6450, "the fixtures spend: {expected_tokens}");
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let query = "query($g: UsageGroup, $to: DateTime!) { usage(from: \"2025-01-01T00:00:00Z\", to: $to, bucket: DAY, groupBy: $g) { bucketStart key inputTokens outputTokens tokens cost } }";
+    let usage = |group: &'static str| {
+        let to = tomorrow.clone();
+        let app = &app;
+        async move { app.ok(query, json!({ "g": group, "to": to })).await["usage"].clone() }
+    };
+    let total = |points: &Value| -> (i64, f64) {
+        let points = points.as_array().unwrap();
+        (
+            points.iter().map(|p| p["tokens"].as_i64().unwrap()).sum(),
+            points.iter().map(|p| p["cost"].as_f64().unwrap()).sum(),
+        )
+    };
+    // The leader samples the transcripts as it first sees them.
+    let overall = eventually("the samples", || usage("NONE"), |u| total(u).0 == expected_tokens).await;
+    assert!((total(&overall).1 - expected_cost).abs() < 1e-9, "{overall}");
+    assert!(overall.as_array().unwrap().iter().all(|p| p["key"].is_null()));
+
+    let by_agent = usage("AGENT").await;
+    for agent in &agents {
+        let id = agent["id"].as_str().unwrap();
+        let mine: Vec<&Value> = by_agent.as_array().unwrap().iter().filter(|p| p["key"] == id).collect();
+        let tokens: i64 = mine.iter().map(|p| p["tokens"].as_i64().unwrap()).sum();
+        let cost: f64 = mine.iter().map(|p| p["cost"].as_f64().unwrap()).sum();
+        assert_eq!(tokens, agent["metrics"]["tokens"].as_i64().unwrap(), "{id}: {by_agent}");
+        assert!((cost - agent["metrics"]["cost"].as_f64().unwrap()).abs() < 1e-9, "{id}");
+        if let Some(input) = agent["inputTokens"].as_i64() {
+            assert_eq!(mine.iter().map(|p| p["inputTokens"].as_i64().unwrap()).sum::<i64>(), input, "{id}");
+        }
+    }
+    let by_model = usage("MODEL").await;
+    assert_eq!(total(&by_model).0, expected_tokens);
+    let mock1: i64 = by_model
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["key"] == "mock-1")
+        .map(|p| p["tokens"].as_i64().unwrap())
+        .sum();
+    assert!(mock1 >= 6450 + 100, "mock-1's transcript and its recorded metrics: {by_model}");
+
+    // Reading the store again samples nothing twice.
+    app.hub.poll_once().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(total(&usage("NONE").await).0, expected_tokens);
+
+    let bad = [
+        ("{ usage(from: \"2026-02-01T00:00:00Z\", to: \"2026-01-01T00:00:00Z\", bucket: DAY) { tokens } }", "to:"),
+        ("{ usage(from: \"2024-01-01T00:00:00Z\", to: \"2026-01-01T00:00:00Z\", bucket: HOUR) { tokens } }", "to:"),
+    ];
+    for (q, field) in bad {
+        let body = app.graphql(q, json!({})).await;
+        assert_eq!(crate::helpers::error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert!(crate::helpers::error_message(&body).starts_with(field), "{body}");
+    }
+}

@@ -2,14 +2,14 @@
 //!
 //! - wiring (`main`, `startup`, `http`, `ws`, `mcp`, `serve`, `schema`, `query_limits`, `config`)
 //!   imports whatever it needs;
-//! - domains (`auth/`, `audit/`, `tasks/`, `feed/`, `agents/`, `work/`, `schedules/`, `alerts/`, and every new one) import each other and
+//! - domains (`auth/`, `audit/`, `tasks/`, `feed/`, `agents/`, `work/`, `schedules/`, `alerts/`, `usage/`, and every new one) import each other and
 //!   the base, never the wiring;
 //! - the base (`error`, `events`, `db`, `entity/`, ...) imports only the base.
 
 use std::path::{Path, PathBuf};
 
 const WIRING: [&str; 9] = ["main", "startup", "http", "ws", "serve", "schema", "query_limits", "config", "mcp"];
-const DOMAINS: [&str; 8] = ["auth", "audit", "tasks", "feed", "agents", "work", "schedules", "alerts"];
+const DOMAINS: [&str; 9] = ["auth", "audit", "tasks", "feed", "agents", "work", "schedules", "alerts", "usage"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src folder").flatten() {

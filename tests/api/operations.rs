@@ -174,5 +174,31 @@ async fn a_signal_stops_the_server_with_status_0_and_a_second_one_at_once() {
     assert_eq!(exit_code(&mut held, Duration::from_secs(2)).await, Some(130), "the second exits at once");
     assert!(second.elapsed() < Duration::from_secs(2));
     let _ = spawn.await;
+
+    // A request held longer than --shutdown-timeout does not hold the exit.
+    let mut env = env.to_vec();
+    env[0] = db("c.db");
+    env.push(("MC_AGENT_CALL_TIMEOUT", "20s".into()));
+    env.push(("MC_SHUTDOWN_TIMEOUT", "1s".into()));
+    let mut bounded = start(&env, &workdir).await;
+    let client = reqwest::Client::new();
+    let token = login_at(&client, &bounded.url(), PASSWORD).await;
+    let url = bounded.url();
+    let spawn = tokio::spawn(async move {
+        post_graphql(
+            &client,
+            &url,
+            Some(&token),
+            "mutation { spawnAgent(input: {label: \"x\", task: \"y\"}) { id } }",
+            json!({}),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = std::time::Instant::now();
+    signal(&bounded, "TERM").await;
+    assert_eq!(exit_code(&mut bounded, Duration::from_secs(5)).await, Some(0));
+    assert!(signalled.elapsed() < Duration::from_secs(4), "within the shutdown timeout, not the 20 s call");
+    spawn.abort();
     let _ = std::fs::remove_dir_all(&workdir);
 }

@@ -34,7 +34,7 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.limits.cors_origins);
     let production = state.limits.production;
-    let mut router = Router::new()
+    let mut routes = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(crate::ws::handler))
         .route("/api/auth/login", post(auth::http::login))
@@ -43,7 +43,11 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .merge(crate::mcp::routes(&state))
+        .merge(crate::mcp::routes(&state));
+    if state.limits.graphiql {
+        routes = routes.route("/graphiql/assets/{file}", get(crate::graphiql::asset));
+    }
+    let mut router = routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)
@@ -71,11 +75,6 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
     ("cross-origin-resource-policy", "same-origin"),
 ];
-
-/// The CSP of the GraphiQL page: its scripts come from unpkg, and it calls back to this server.
-const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https://unpkg.com; \
-    style-src 'unsafe-inline' https://unpkg.com; font-src https://unpkg.com data:; img-src 'self' data: https:; \
-    connect-src 'self' ws: wss:; frame-ancestors 'none'";
 
 /// True for `http://localhost[:port]` and `http://127.0.0.1[:port]`, the default allow-list.
 fn is_local_origin(origin: &str) -> bool {
@@ -523,7 +522,7 @@ async fn graphql_get(
                 .into_response();
         }
         let mut page = Html(GRAPHIQL_PAGE).into_response();
-        page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(GRAPHIQL_CSP));
+        page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::graphiql::CSP));
         return page;
     }
     let media = match negotiate(&headers) {

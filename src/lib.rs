@@ -33,6 +33,7 @@ pub mod entity;
 pub mod error;
 pub mod events;
 pub mod feed;
+pub mod graphiql;
 pub mod http;
 pub mod limits;
 pub mod loaders;

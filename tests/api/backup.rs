@@ -179,8 +179,9 @@ async fn scheduled_backups_are_written_and_only_the_newest_kept() {
     .await;
     app.create_task(json!({ "title": "in every backup" })).await;
     let files = || {
-        let mut names: Vec<std::path::PathBuf> =
-            std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect())
+            .unwrap_or_default();
         names.sort();
         names
     };
@@ -189,6 +190,9 @@ async fn scheduled_backups_are_written_and_only_the_newest_kept() {
         assert!(Instant::now() < deadline, "no backups in {}", dir.display());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Stopped, so that no newer backup prunes the one restored below.
+    drop(app);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let kept = files();
     assert_eq!(kept.len(), 2, "the newest two: {kept:?}");
     let newest = kept.last().unwrap();

@@ -222,9 +222,33 @@ async fn security_headers_are_on_every_response() {
     }
     let page = app.client.get(format!("{}/graphql", app.address)).header("accept", "text/html").send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("unpkg.com"));
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self';") && !csp.contains("http") && !csp.contains("unsafe-eval"), "{csp}");
     let html = page.text().await.unwrap();
-    assert!(html.contains("/graphql/ws") && html.contains("/api/auth/login"));
+    // Everything the page loads comes from this server.
+    let mut loaded = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for (at, _) in html.match_indices(attribute) {
+            let rest = &html[at + attribute.len()..];
+            loaded.push(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    assert_eq!(loaded.len(), 6, "{loaded:?}");
+    let mut scripts = String::new();
+    for path in &loaded {
+        assert!(path.starts_with("/graphiql/assets/"), "{path} is not served here");
+        let asset = app.client.get(format!("{}{path}", app.address)).send().await.unwrap();
+        assert_eq!(asset.status(), 200, "{path}");
+        let media = asset.headers()["content-type"].to_str().unwrap().to_owned();
+        let wanted = if path.ends_with(".js") { "text/javascript" } else { "text/css" };
+        assert!(media.starts_with(wanted), "{path}: {media}");
+        if path.ends_with("page.js") {
+            scripts = asset.text().await.unwrap();
+        }
+    }
+    assert!(scripts.contains("/graphql/ws") && scripts.contains("/api/auth/login"));
+    let missing = app.client.get(format!("{}/graphiql/assets/../Cargo.toml", app.address)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
 }
 
 #[tokio::test]
@@ -250,6 +274,8 @@ async fn production_mode_hides_the_schema_and_refuses_weak_settings() {
     assert!(!error_message(&body).contains("Did you mean"), "no suggestions: {body}");
     let page = app.client.get(format!("{}/graphql", app.address)).header("accept", "text/html").send().await.unwrap();
     assert_eq!(page.status(), 404);
+    let asset = app.client.get(format!("{}/graphiql/assets/page.js", app.address)).send().await.unwrap();
+    assert_eq!(asset.status(), 404, "nor its files");
     let health = app.client.get(format!("{}/health", app.address)).send().await.unwrap();
     assert!(health.headers().contains_key("strict-transport-security"));
 }

@@ -17,8 +17,9 @@ use super::rules::AlertKind;
 use super::webhooks::{self, Outgoing};
 use super::{Active, Alerts, budget, outbox};
 use crate::agents::AgentHub;
+use crate::agents::runtime::TranscriptEntry;
 use crate::db::{UnitOfWork, Writer};
-use crate::entity::task;
+use crate::entity::{task, usage_total};
 use crate::error::AppResult;
 use crate::events::{Event, EventBus};
 use crate::snapshot::{AgentInfo, AgentState, Usage};
@@ -28,6 +29,8 @@ use crate::time::now_millis;
 pub const OVERDUE_EVERY: Duration = Duration::from_secs(10);
 /// A failure first seen by a new leader still counts when it is this recent.
 const RECENT: Duration = Duration::from_secs(300);
+/// Most transcript messages read to date an agent's past spend.
+const HISTORY_LIMIT: usize = 10_000;
 /// Most overdue tasks handled per pass.
 const OVERDUE_BATCH: u64 = 200;
 
@@ -111,6 +114,7 @@ impl Watcher {
         if !self.hub.is_leader() || (transitions.is_empty() && spent.is_empty()) {
             return;
         }
+        let histories = self.first_histories(&spent).await;
         let alerts = Arc::clone(&self.alerts);
         let models = budget::ModelAgents::of(Some(&self.hub));
         let written = self
@@ -123,7 +127,8 @@ impl Watcher {
                     }
                     let mut grew = false;
                     for agent in &spent {
-                        grew |= crate::usage::record_growth(uow, agent).await?;
+                        let history = histories.get(&agent.id).map(Vec::as_slice);
+                        grew |= crate::usage::record_growth(uow, agent, history).await?;
                     }
                     if grew {
                         budget::check(uow, &active, None, &models, chrono::Utc::now()).await?;
@@ -139,6 +144,36 @@ impl Watcher {
                 seen.usage.remove(id);
             }
         }
+    }
+
+    /// The transcripts of those of `agents` never sampled before, so that their past spend is
+    /// dated message by message (read here, outside the writer's transaction).
+    async fn first_histories(&self, agents: &[AgentInfo]) -> HashMap<String, Vec<TranscriptEntry>> {
+        let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+        let known: Vec<String> = match usage_total::Entity::find()
+            .select_only()
+            .column(usage_total::Column::AgentId)
+            .filter(usage_total::Column::AgentId.is_in(ids))
+            .into_tuple()
+            .all(self.writer.db())
+            .await
+        {
+            Ok(known) => known,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read sampled totals");
+                return HashMap::new();
+            }
+        };
+        let mut histories = HashMap::new();
+        for agent in agents.iter().filter(|a| !known.contains(&a.id)) {
+            match self.hub.runtime().transcript(&agent.id, HISTORY_LIMIT).await {
+                Ok(entries) => {
+                    histories.insert(agent.id.clone(), entries);
+                }
+                Err(e) => tracing::debug!(agent = %agent.id, error = %e, "no transcript to date past spend by"),
+            }
+        }
+        histories
     }
 
     /// Fires TASK_OVERDUE rules for tasks whose due date passed before `now`.

@@ -5,8 +5,9 @@
 //! so history outlives transcript pruning, and a range is one grouped query over an index.
 //! Recorded metrics (`recordAgentMetrics`) count too, from their own table.
 //!
-//! A sample is dated when the growth was seen (within a poll of the messages that caused it);
-//! spend an agent had before this server first saw it is dated at the agent's last activity.
+//! A sample is dated when the growth was seen (within a poll of the messages that caused it).
+//! The spend an agent had before this server first saw it is dated message by message from its
+//! transcript (what the transcript does not account for, at the agent's last activity).
 
 pub mod resolvers;
 
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Set};
 
+use crate::agents::runtime::TranscriptEntry;
 use crate::db::UnitOfWork;
 use crate::entity::stored_enum;
 use crate::entity::{agent_metric, usage_sample, usage_total};
@@ -74,9 +76,27 @@ fn totals_of(agent: &AgentInfo) -> (i64, i64, i64, f64) {
     (agent.input_tokens.unwrap_or(0), agent.output_tokens.unwrap_or(0), agent.usage.tokens, agent.usage.cost)
 }
 
+/// One sample to store.
+struct Sample {
+    at: i64,
+    model: Option<String>,
+    input: i64,
+    output: i64,
+    tokens: i64,
+    cost: f64,
+}
+
 /// Records the growth of `agent`'s totals since they were last sampled; returns whether they
 /// grew. Totals that shrank (a pruned or reset transcript) are taken as the new base.
-pub async fn record_growth(uow: &mut UnitOfWork, agent: &AgentInfo) -> AppResult<bool> {
+///
+/// The first time an agent is seen, `history` (its transcript, when the caller could read it)
+/// dates each message's spend at the message's own time; what the messages do not account for
+/// (store totals, a transcript read only in part) is dated at the agent's last activity.
+pub async fn record_growth(
+    uow: &mut UnitOfWork,
+    agent: &AgentInfo,
+    history: Option<&[TranscriptEntry]>,
+) -> AppResult<bool> {
     let last = usage_total::Entity::find_by_id(&agent.id).one(uow.txn()).await?;
     let now = now_millis();
     let (input, output, tokens, cost) = totals_of(agent);
@@ -106,23 +126,49 @@ pub async fn record_growth(uow: &mut UnitOfWork, agent: &AgentInfo) -> AppResult
     if !grew || d_tokens < 0 || d_cost < 0.0 {
         return Ok(false);
     }
-    // Spend first seen is dated when the agent last worked (its history may predate us).
-    let at = match last {
-        None => agent.updated_at.map(|t| t.timestamp_millis()).map_or(now, |t| Ord::min(t, now)),
-        Some(_) => now,
-    };
-    let row = usage_sample::ActiveModel {
+    let last_active = agent.updated_at.map(|t| t.timestamp_millis()).map_or(now, |t| Ord::min(t, now));
+    let mut samples = Vec::new();
+    let (mut rest_tokens, mut rest_cost) = (d_tokens, d_cost);
+    if last.is_none() {
+        for entry in history.unwrap_or_default() {
+            let (t, c) = (entry.tokens.unwrap_or(0), entry.cost.unwrap_or(0.0));
+            if (t <= 0 && c <= 0.0) || t > rest_tokens || c > rest_cost + 1e-12 {
+                continue;
+            }
+            let at = entry.timestamp.map(|t| t.timestamp_millis()).map_or(last_active, |t| Ord::min(t, now));
+            let model = entry.model.clone().or_else(|| agent.model.clone());
+            samples.push(Sample { at, model, input: 0, output: 0, tokens: t, cost: c });
+            rest_tokens -= t;
+            rest_cost -= c;
+        }
+    }
+    let at = if last.is_none() { last_active } else { now };
+    let rest_cost = if rest_cost.abs() < 1e-12 { 0.0 } else { rest_cost };
+    if rest_tokens > 0 || rest_cost > 0.0 || d_input > 0 || d_output > 0 {
+        samples.push(Sample {
+            at,
+            model: agent.model.clone(),
+            input: Ord::max(d_input, 0),
+            output: Ord::max(d_output, 0),
+            tokens: rest_tokens,
+            cost: rest_cost,
+        });
+    }
+    if samples.is_empty() {
+        return Ok(true);
+    }
+    let rows = samples.into_iter().map(|s| usage_sample::ActiveModel {
         agent_id: Set(agent.id.clone()),
-        model: Set(agent.model.clone()),
+        model: Set(s.model),
         source: Set("TRANSCRIPT".into()),
-        at: Set(at),
-        input_tokens: Set(Ord::max(d_input, 0)),
-        output_tokens: Set(Ord::max(d_output, 0)),
-        tokens: Set(d_tokens),
-        cost: Set(d_cost),
+        at: Set(s.at),
+        input_tokens: Set(s.input),
+        output_tokens: Set(s.output),
+        tokens: Set(s.tokens),
+        cost: Set(s.cost),
         ..Default::default()
-    };
-    usage_sample::Entity::insert(row).exec_without_returning(uow.txn()).await?;
+    });
+    usage_sample::Entity::insert_many(rows).exec_without_returning(uow.txn()).await?;
     Ok(true)
 }
 

@@ -446,6 +446,14 @@ async fn demo_mode_starts_with_agents_and_tasks() {
 #[tokio::test]
 async fn usage_over_time_adds_up_to_the_agents_metrics_by_agent_model_and_overall() {
     let home = ClawdbotHome::new();
+    // One more session, active now, whose transcript began in January.
+    let mut store: Value = serde_json::from_str(&std::fs::read_to_string(home.store()).unwrap()).unwrap();
+    store["agent:main:subagent:old-timer"] = json!({
+        "sessionId": "11111111-2222-3333-4444-555555555555",
+        "updatedAt": chrono::Utc::now().timestamp_millis(),
+        "model": "claude-opus-4-5",
+    });
+    home.write_store(&store);
     let app = clawdbot_app(&home).await;
     let record = "mutation { recordAgentMetrics(agentId: \"agent:main:subagent:mock-1\", input: {tokens: 100, cost: 0.5}) { id } }";
     app.ok(record, json!({})).await;
@@ -472,6 +480,11 @@ async fn usage_over_time_adds_up_to_the_agents_metrics_by_agent_model_and_overal
     let overall = eventually("the samples", || usage("NONE"), |u| total(u).0 == expected_tokens).await;
     assert!((total(&overall).1 - expected_cost).abs() < 1e-9, "{overall}");
     assert!(overall.as_array().unwrap().iter().all(|p| p["key"].is_null()));
+    // Spend from before the server watched is dated by each message's own time: the old-timer's
+    // transcript has a message of January, though the session was active today.
+    let january =
+        overall.as_array().unwrap().iter().find(|p| p["bucketStart"].as_str().unwrap().starts_with("2026-01-25"));
+    assert!(january.is_some_and(|p| p["tokens"].as_i64().unwrap() >= 13), "{overall}");
 
     let by_agent = usage("AGENT").await;
     for agent in &agents {

@@ -501,16 +501,25 @@ impl App {
         if !sockets.drained(SOCKETS_CLOSE.min(self.shutdown_timeout)).await {
             tracing::warn!(open = sockets.running(), "some WebSockets did not close in time");
         }
-        let _ = poller.await;
-        let _ = sweeper.await;
-        let _ = scheduler.await;
-        for task in alerting {
-            let _ = task.await;
+        // The background tasks stop at the signal; one stuck in a call is not waited for long.
+        let background = async {
+            let _ = poller.await;
+            let _ = sweeper.await;
+            let _ = scheduler.await;
+            for task in alerting {
+                let _ = task.await;
+            }
+            let _ = janitor.await;
+        };
+        if tokio::time::timeout(BACKGROUND_STOP, background).await.is_err() {
+            tracing::warn!("background tasks did not stop in time; exiting without them");
         }
-        let _ = janitor.await;
         served
     }
 }
+
+/// How long shutdown waits for the background tasks (poller, sweeper, deliverer, ...) to stop.
+const BACKGROUND_STOP: Duration = Duration::from_secs(2);
 
 /// How long shutdown waits for WebSockets to finish their closing handshake.
 const SOCKETS_CLOSE: Duration = Duration::from_secs(5);

@@ -408,7 +408,12 @@ impl AgentHub {
                 }
                 _ = shutdown.wait() => break,
             }
-            self.poll_once().await;
+            // A read of a runtime that does not answer must not hold up a shutdown (nor the
+            // lease release after it): cancelled, it changes nothing.
+            tokio::select! {
+                _ = self.poll_once() => {}
+                _ = shutdown.wait() => break,
+            }
         }
         if let Leadership::Lease(lock) = &self.leadership
             && self.is_leader()

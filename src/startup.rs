@@ -542,7 +542,7 @@ fn alerting(s: &AppState, signal: shutdown::Signal) -> std::io::Result<Vec<tokio
             bus: s.bus.clone(),
         };
         Ok(vec![
-            tokio::spawn(Arc::clone(&s.alerts).refresh_until_stopped(s.db.clone(), signal.clone())),
+            tokio::spawn(Arc::clone(&s.alerts).refresh_until_stopped(s.db.clone(), s.bus.clone(), signal.clone())),
             tokio::spawn(watcher.run_until_stopped(signal.clone())),
             tokio::spawn(deliverer.run_until_stopped(signal)),
         ])

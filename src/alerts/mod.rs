@@ -58,6 +58,11 @@ impl Default for Settings {
     }
 }
 
+/// Whether an activity `action` is a change to a rule or a webhook.
+fn changes_alerting(action: &str) -> bool {
+    action.starts_with("alert_rule_") || action.starts_with("webhook_")
+}
+
 /// The enabled rules and webhooks, as last read.
 #[derive(Debug, Default)]
 pub struct Active {
@@ -139,17 +144,26 @@ impl Alerts {
         }
     }
 
-    /// Re-reads the enabled rules and webhooks every [`REFRESH`] until `shutdown`.
+    /// Re-reads the enabled rules and webhooks when one changes anywhere in the fleet (their
+    /// changes are activities, which every instance hears of) and every [`REFRESH`] besides,
+    /// until `shutdown`.
     pub async fn refresh_until_stopped(
         self: Arc<Self>,
         db: sea_orm::DatabaseConnection,
+        bus: crate::events::EventBus,
         mut shutdown: crate::shutdown::Signal,
     ) {
+        let mut events = bus.subscribe();
         let mut every = tokio::time::interval(REFRESH);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = every.tick() => self.reload(&db).await,
+                event = events.recv() => match event {
+                    Ok(crate::events::Event::Activity(row)) if changes_alerting(&row.action) => self.reload(&db).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    _ => {}
+                },
                 _ = shutdown.wait() => break,
             }
         }

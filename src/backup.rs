@@ -150,7 +150,6 @@ pub struct Summary {
 /// Writes a backup of `db` to `file` (through `file.partial`, renamed when complete).
 pub async fn backup(db: &DatabaseConnection, file: &Path) -> Result<Summary, BackupError> {
     let partial = file.with_extension("partial");
-    let io = |e| BackupError::Io(partial.clone(), e);
     let txn = match db.get_database_backend() {
         DbBackend::Postgres => {
             db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await?
@@ -175,17 +174,44 @@ pub async fn backup(db: &DatabaseConnection, file: &Path) -> Result<Summary, Bac
         contents.push(values);
     }
     txn.commit().await?;
-    let mut out = BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
-    let counts: serde_json::Map<String, Json> =
-        tables.iter().zip(&contents).map(|(t, rows)| (t.name.to_owned(), Json::from(rows.len()))).collect();
     let header = serde_json::json!({
         "format": FORMAT,
         "version": VERSION,
         "createdAt": chrono::Utc::now(),
         "source": format!("{backend:?}").to_lowercase(),
         "migrations": applied,
-        "rows": counts,
+        "rows": tables.iter().zip(&contents).map(|(t, rows)| (t.name.to_owned(), Json::from(rows.len()))).collect::<serde_json::Map<_, _>>(),
     });
+    let file = file.to_owned();
+    // Files are written on a blocking thread, not on the runtime's few workers.
+    tokio::task::spawn_blocking(move || {
+        let written = write_file(&partial, header, &tables, contents).and_then(|summary| {
+            std::fs::rename(&partial, &file).map_err(|e| BackupError::Io(file.clone(), e))?;
+            Ok(summary)
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        written
+    })
+    .await
+    .map_err(|e| BackupError::Io(PathBuf::from("backup"), std::io::Error::other(e.to_string())))?
+}
+
+/// Writes a backup's lines to `path`, readable by its owner only (it holds password hashes and
+/// webhook secrets), and syncs it.
+fn write_file(
+    path: &Path,
+    header: Json,
+    tables: &[Table],
+    contents: Vec<Vec<Vec<Json>>>,
+) -> Result<Summary, BackupError> {
+    let io = |e| BackupError::Io(path.to_owned(), e);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = BufWriter::new(options.open(path).map_err(io)?);
     writeln!(out, "{header}").map_err(io)?;
     let mut summary = Summary::default();
     for (table, rows) in tables.iter().zip(contents) {
@@ -199,7 +225,6 @@ pub async fn backup(db: &DatabaseConnection, file: &Path) -> Result<Summary, Bac
     }
     writeln!(out, "{}", serde_json::json!({ "end": true, "rows": summary.rows })).map_err(io)?;
     out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
-    std::fs::rename(&partial, file).map_err(|e| BackupError::Io(file.to_owned(), e))?;
     Ok(summary)
 }
 
@@ -372,7 +397,7 @@ pub async fn every(
     if let Err(e) = std::fs::create_dir_all(&dir) {
         tracing::error!(dir = %dir.display(), error = %e, "cannot make the backup folder");
     }
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {

@@ -171,7 +171,7 @@ pub struct Config {
     pub webhook_attempts: u32,
 
     /// Take a backup this often while serving (e.g. `6h`) into `--backup-dir`.
-    #[arg(long, env = "MC_BACKUP_EVERY", value_parser = humantime::parse_duration, requires = "backup_dir")]
+    #[arg(long, env = "MC_BACKUP_EVERY", value_parser = at_least_a_minute, requires = "backup_dir")]
     pub backup_every: Option<Duration>,
 
     /// Where `--backup-every` writes its backups.
@@ -489,4 +489,13 @@ impl DispatchDone {
             DispatchDone::Done => crate::tasks::types::TaskStatus::Done,
         }
     }
+}
+
+/// A duration of a minute or more (`--backup-every`).
+fn at_least_a_minute(text: &str) -> Result<Duration, String> {
+    let every = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if every < Duration::from_secs(60) {
+        return Err(format!("{text} is too often; at least 1m"));
+    }
+    Ok(every)
 }

@@ -374,12 +374,18 @@ impl WriteLoop {
     /// Runs the hook, commits `outer`; counts the commit; publishes its events in order;
     /// answers every caller (last: whoever sees an answer sees the count and the events already).
     async fn commit_and_answer(&self, mut outer: UnitOfWork, jobs: Vec<Box<dyn Job>>) {
-        if let Some(hook) = &self.hook
-            && let Err(e) = hook.before_commit(&mut outer).await
-        {
-            tracing::error!(error = %e, "the work before commit failed; the batch is rolled back");
-            let _ = outer.txn.rollback().await;
-            return fail_all(jobs, &e.to_string());
+        if let Some(hook) = &self.hook {
+            let ran = std::panic::AssertUnwindSafe(hook.before_commit(&mut outer)).catch_unwind().await;
+            let failed = match ran {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("the work before commit panicked".to_owned()),
+            };
+            if let Some(why) = failed {
+                tracing::error!(error = %why, "the work before commit failed; the batch is rolled back");
+                let _ = outer.txn.rollback().await;
+                return fail_all(jobs, &why);
+            }
         }
         let UnitOfWork { txn, events, .. } = outer;
         let committed = match txn.commit().await {

@@ -465,8 +465,12 @@ impl App {
         let (trigger, signal) = self.stop;
         let trigger = Arc::new(trigger);
         let fire = Arc::clone(&trigger);
+        // One deadline for the whole stop, from the signal on.
+        let stopped_at: Arc<std::sync::OnceLock<tokio::time::Instant>> = Arc::default();
+        let mark = Arc::clone(&stopped_at);
         let stop = async move {
             stop.await;
+            let _ = mark.set(tokio::time::Instant::now());
             fire.fire();
         };
         let sockets = self.state.sockets.clone();
@@ -498,7 +502,9 @@ impl App {
         let router = crate::http::router(self.state);
         let served = crate::serve::serve(self.listener, router, self.header_timeout, self.shutdown_timeout, stop).await;
         trigger.fire();
-        if !sockets.drained(SOCKETS_CLOSE.min(self.shutdown_timeout)).await {
+        let deadline = *stopped_at.get_or_init(tokio::time::Instant::now) + self.shutdown_timeout;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !sockets.drained(SOCKETS_CLOSE.min(left())).await {
             tracing::warn!(open = sockets.running(), "some WebSockets did not close in time");
         }
         // The background tasks stop at the signal; one stuck in a call is not waited for long.
@@ -511,7 +517,7 @@ impl App {
             }
             let _ = janitor.await;
         };
-        if tokio::time::timeout(BACKGROUND_STOP, background).await.is_err() {
+        if tokio::time::timeout(BACKGROUND_STOP.min(left()), background).await.is_err() {
             tracing::warn!("background tasks did not stop in time; exiting without them");
         }
         served

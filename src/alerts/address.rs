@@ -19,17 +19,34 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn refused(ip: IpAddr, allow_private: bool) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => refused_v4(v4, allow_private),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => refused_v4(v4, allow_private),
             None => refused_v6(v6, allow_private),
         },
     }
 }
 
+/// The IPv4 address an IPv6 one stands for: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`, deprecated but routable by some stacks) and NAT64 (`64:ff9b::a.b.c.d`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = ip.segments();
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let compatible = s[..6].iter().all(|&x| x == 0) && !ip.is_loopback() && !ip.is_unspecified();
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0);
+    (compatible || nat64).then_some(tail)
+}
+
+/// Cloud metadata services outside the link-local range (Alibaba's; AWS's IPv6 one below).
+const METADATA_V4: [Ipv4Addr; 1] = [Ipv4Addr::new(100, 100, 100, 200)];
+const METADATA_V6: [Ipv6Addr; 1] = [Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)];
+
 fn refused_v4(ip: Ipv4Addr, allow_private: bool) -> Option<&'static str> {
     let [a, b, ..] = ip.octets();
-    if ip.is_link_local() {
-        return Some("a link-local address (such as cloud metadata) is never allowed");
+    if ip.is_link_local() || METADATA_V4.contains(&ip) {
+        return Some("a link-local or cloud metadata address is never allowed");
     }
     if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || a == 0 || a >= 240 {
         return Some("not a unicast address");
@@ -41,8 +58,8 @@ fn refused_v4(ip: Ipv4Addr, allow_private: bool) -> Option<&'static str> {
 
 fn refused_v6(ip: Ipv6Addr, allow_private: bool) -> Option<&'static str> {
     let first = ip.segments()[0];
-    if first & 0xffc0 == 0xfe80 {
-        return Some("a link-local address is never allowed");
+    if first & 0xffc0 == 0xfe80 || METADATA_V6.contains(&ip) {
+        return Some("a link-local or cloud metadata address is never allowed");
     }
     if ip.is_unspecified() || ip.is_multicast() {
         return Some("not a unicast address");
@@ -140,14 +157,32 @@ mod tests {
         for public in ["93.184.216.34", "2606:4700::1111", "::ffff:93.184.216.34"] {
             assert_eq!(refused(ip(public), false), None, "{public}");
         }
-        for private in
-            ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "::1", "fd00::1", "::ffff:127.0.0.1"]
-        {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
             assert!(refused(ip(private), false).is_some(), "{private}");
             assert_eq!(refused(ip(private), true), None, "{private} with private allowed");
         }
-        for never in ["169.254.169.254", "fe80::1", "0.0.0.0", "255.255.255.255", "224.0.0.1", "::ffff:169.254.169.254"]
-        {
+        for never in [
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "::169.254.169.254",
+            "100.100.100.200",
+            "fd00:ec2::254",
+        ] {
             assert!(refused(ip(never), true).is_some(), "{never}");
         }
     }

@@ -91,6 +91,8 @@ impl Deliverer {
             if same_host && attempt.previous().len() < 3 { attempt.follow() } else { attempt.stop() }
         });
         let client = reqwest::Client::builder()
+            // A proxy would resolve the webhook's host itself, past the address policy.
+            .no_proxy()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .redirect(redirects)
@@ -279,13 +281,22 @@ impl Deliverer {
                         }
                     }
                     // Only a delivery still pending is written (a deleted webhook took it along).
+                    // Only while this attempt still holds the row: a lease that lapsed mid-attempt
+                    // belongs to whoever took the row since (a deleted webhook took it along).
+                    let held = match row.lease_until {
+                        Some(lease) => webhook_delivery::Column::LeaseUntil.eq(lease),
+                        None => webhook_delivery::Column::LeaseUntil.is_null(),
+                    };
                     let written = webhook_delivery::Entity::update_many()
                         .set(update)
                         .filter(webhook_delivery::Column::Id.eq(&row.id))
                         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+                        .filter(held)
                         .exec(uow.txn())
                         .await?;
-                    let _ = written;
+                    if written.rows_affected == 0 {
+                        tracing::info!(delivery = %row.id, "a delivery's lease lapsed during its attempt; another instance has it");
+                    }
                     Ok(())
                 })
             })

@@ -141,25 +141,38 @@ async fn assigned(uow: &mut UnitOfWork, active: &Active, row: &task::Model) -> A
 /// Fires the TASK_OVERDUE rules for `row` if its due date passed and it is not DONE (once per
 /// task and due date).
 pub(crate) async fn overdue(uow: &mut UnitOfWork, active: &Active, row: &task::Model, now: i64) -> AppResult<()> {
-    let Some(due) = row.due_date.filter(|due| *due < now && row.status != "DONE") else { return Ok(()) };
-    for rule in active.rules(AlertKind::TaskOverdue).filter(|r| applies(r, row)) {
-        let firing = Firing {
-            occurrence: format!("task:{}:due:{due}", row.id),
-            title: format!("Task \"{}\" is overdue", row.title),
-            body: format!(
-                "Task {} (\"{}\") was due {} and is {}{}.",
-                row.id,
-                row.title,
-                from_millis(due).to_rfc3339(),
-                row.status,
-                row.assigned_agent.as_deref().map(|a| format!(", assigned to {a}")).unwrap_or_default()
-            ),
-            target_type: "task",
-            target_id: row.id.clone(),
-        };
-        notify::fire(uow, rule, firing).await?;
+    for rule in active.rules(AlertKind::TaskOverdue) {
+        overdue_for(uow, rule, row, now).await?;
     }
     Ok(())
+}
+
+/// Fires TASK_OVERDUE `rule` for `row`, if it applies and the task is overdue.
+pub(crate) async fn overdue_for(
+    uow: &mut UnitOfWork,
+    rule: &alert_rule::Model,
+    row: &task::Model,
+    now: i64,
+) -> AppResult<()> {
+    let Some(due) = row.due_date.filter(|due| *due < now && row.status != "DONE") else { return Ok(()) };
+    if !applies(rule, row) {
+        return Ok(());
+    }
+    let firing = Firing {
+        occurrence: format!("task:{}:due:{due}", row.id),
+        title: format!("Task \"{}\" is overdue", row.title),
+        body: format!(
+            "Task {} (\"{}\") was due {} and is {}{}.",
+            row.id,
+            row.title,
+            from_millis(due).to_rfc3339(),
+            row.status,
+            row.assigned_agent.as_deref().map(|a| format!(", assigned to {a}")).unwrap_or_default()
+        ),
+        target_type: "task",
+        target_id: row.id.clone(),
+    };
+    notify::fire(uow, rule, firing).await.map(|_| ())
 }
 
 #[cfg(test)]

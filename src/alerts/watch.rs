@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::notify::{self, Firing};
 use super::rules::AlertKind;
@@ -19,14 +20,14 @@ use super::{Active, Alerts, budget, outbox};
 use crate::agents::AgentHub;
 use crate::agents::runtime::TranscriptEntry;
 use crate::db::{UnitOfWork, Writer};
-use crate::entity::{task, usage_total};
+use crate::entity::{notification, task, usage_total};
 use crate::error::AppResult;
 use crate::events::{Event, EventBus};
 use crate::snapshot::{AgentInfo, AgentState, Usage};
 use crate::time::now_millis;
 
 /// How often tasks are looked at for a passed due date.
-pub const OVERDUE_EVERY: Duration = Duration::from_secs(10);
+pub const OVERDUE_EVERY: Duration = Duration::from_secs(5);
 /// A failure first seen by a new leader still counts when it is this recent.
 const RECENT: Duration = Duration::from_secs(300);
 /// Most transcript messages read to date an agent's past spend.
@@ -115,6 +116,8 @@ impl Watcher {
             return;
         }
         let histories = self.first_histories(&spent).await;
+        let undo: Vec<(String, Option<AgentState>)> =
+            transitions.iter().map(|t| (t.agent.id.clone(), t.from)).collect();
         let alerts = Arc::clone(&self.alerts);
         let models = budget::ModelAgents::of(Some(&self.hub));
         let written = self
@@ -139,9 +142,15 @@ impl Watcher {
             .await;
         if let Err(e) = written {
             tracing::warn!(error = %e, "cannot record what the agents did; it is retried at their next change");
-            // Forget them, so that their next snapshot is taken in again.
+            // Forget them, so that their next snapshot is taken in again (a transition too).
             for id in changed {
                 seen.usage.remove(id);
+            }
+            for (id, from) in undo {
+                match from {
+                    Some(state) => seen.states.insert(id, state),
+                    None => seen.states.remove(&id),
+                };
             }
         }
     }
@@ -176,29 +185,45 @@ impl Watcher {
         histories
     }
 
-    /// Fires TASK_OVERDUE rules for tasks whose due date passed before `now`.
+    /// Fires TASK_OVERDUE rules for tasks whose due date passed before `now`: for each rule,
+    /// the overdue tasks it has not fired for yet (so a pass never stalls on ones it did),
+    /// oldest due first, [`OVERDUE_BATCH`] at a time.
     pub async fn sweep_overdue(&self, now: i64) -> AppResult<()> {
-        if self.alerts.active().rules(AlertKind::TaskOverdue).next().is_none() {
-            return Ok(());
-        }
-        let alerts = Arc::clone(&self.alerts);
-        self.writer
-            .run(move |uow| {
-                Box::pin(async move {
-                    let active = alerts.active();
-                    let due = task::Entity::find()
-                        .filter(task::Column::DueDate.lt(now))
-                        .filter(task::Column::Status.ne("DONE"))
-                        .limit(OVERDUE_BATCH)
-                        .all(uow.txn())
-                        .await?;
-                    for row in &due {
-                        outbox::overdue(uow, &active, row, now).await?;
-                    }
-                    Ok(())
+        let rules: Vec<_> = self.alerts.active().rules(AlertKind::TaskOverdue).cloned().collect();
+        for rule in rules {
+            self.writer
+                .run(move |uow| {
+                    Box::pin(async move {
+                        // The occurrence key `overdue_for` writes, spelled in SQL.
+                        let occurrence = Expr::cust("'task:' || \"tasks\".\"id\" || ':due:' || \"tasks\".\"due_date\"");
+                        let fired = Query::select()
+                            .expr(Expr::val(1))
+                            .from(notification::Entity)
+                            .and_where(
+                                Expr::col((notification::Entity, notification::Column::RuleId)).eq(rule.id.clone()),
+                            )
+                            .and_where(
+                                Expr::col((notification::Entity, notification::Column::Occurrence)).eq(occurrence),
+                            )
+                            .to_owned();
+                        let not_fired = Expr::exists(fired).not();
+                        let mut due = task::Entity::find()
+                            .filter(task::Column::DueDate.lt(now))
+                            .filter(task::Column::Status.ne("DONE"))
+                            .filter(not_fired);
+                        if let Some(agent) = &rule.agent_id {
+                            due = due.filter(task::Column::AssignedAgent.eq(agent));
+                        }
+                        let due = due.order_by_asc(task::Column::DueDate).limit(OVERDUE_BATCH).all(uow.txn()).await?;
+                        for row in &due {
+                            outbox::overdue_for(uow, &rule, row, now).await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .await
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -238,7 +238,10 @@ pub async fn delete(writer: &Writer, alerts: &Alerts, actor: &Actor, id: &str) -
 }
 
 async fn log_change(uow: &mut UnitOfWork, actor: &Actor, action: &str, row: &webhook::Model) -> AppResult<()> {
-    let meta = serde_json::json!({ "url": row.url, "events": events_of(row), "enabled": row.enabled });
+    // The feed is for everyone; a URL may carry a token. Its host only (the audit log, for
+    // admins, has the whole URL).
+    let host = reqwest::Url::parse(&row.url).ok().and_then(|u| u.host_str().map(str::to_owned));
+    let meta = serde_json::json!({ "host": host, "events": events_of(row), "enabled": row.enabled });
     let activity =
         NewActivity::new(ActivityKind::System, &actor.name, action).target("webhook", &row.id).metadata(meta);
     log_activity(uow, activity).await.map(|_| ())

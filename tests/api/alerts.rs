@@ -486,3 +486,29 @@ async fn notifications_page_newest_first_and_are_marked_read() {
     let read = notifications(&app).await;
     assert!(read.iter().all(|n| n["readAt"].is_string()));
 }
+
+#[tokio::test]
+async fn tasks_that_fall_overdue_while_untouched_are_found_by_the_sweep() {
+    let app = app().await;
+    app.ok(CREATE_RULE, json!({ "i": { "name": "late", "kind": "TASK_OVERDUE" } })).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let a = app.create_task(json!({ "title": "due soon", "dueDate": soon })).await;
+    let b = app.create_task(json!({ "title": "due soon too", "dueDate": soon })).await;
+    app.create_task(json!({ "title": "done anyway", "dueDate": soon, "status": "DONE" })).await;
+    assert!(notifications(&app).await.is_empty(), "not overdue yet");
+    let deadline = std::time::Instant::now() + mission_control::alerts::watch::OVERDUE_EVERY * 3;
+    let fired = loop {
+        let fired = notifications(&app).await;
+        if fired.len() >= 2 || std::time::Instant::now() > deadline {
+            break fired;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut targets: Vec<&str> = fired.iter().map(|n| n["targetId"].as_str().unwrap()).collect();
+    targets.sort();
+    let mut expected = vec![a.as_str(), b.as_str()];
+    expected.sort();
+    assert_eq!(targets, expected, "each once, the DONE one never: {fired:?}");
+    tokio::time::sleep(mission_control::alerts::watch::OVERDUE_EVERY + Duration::from_millis(500)).await;
+    assert_eq!(notifications(&app).await.len(), 2, "the next sweep fires nothing again");
+}

@@ -90,6 +90,12 @@ enum UsageSamples {
 }
 
 #[derive(DeriveIden, Clone, Copy)]
+enum AgentMetrics {
+    Table,
+    Timestamp,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
 enum UsageTotals {
     Table,
     AgentId,
@@ -223,6 +229,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager.create_index(index("idx_usage_samples_at", UsageSamples::Table, &[UsageSamples::At])).await?;
+        // Budgets and `usage` sum recorded metrics over a time range.
+        manager
+            .create_index(index("idx_agent_metrics_timestamp", AgentMetrics::Table, &[AgentMetrics::Timestamp]))
+            .await?;
         manager
             .create_index(index(
                 "idx_usage_samples_agent",
@@ -246,6 +256,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(Index::drop().name("idx_agent_metrics_timestamp").table(AgentMetrics::Table).to_owned())
+            .await?;
         for table in [
             UsageTotals::Table.into_iden(),
             UsageSamples::Table.into_iden(),

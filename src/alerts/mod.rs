@@ -88,7 +88,11 @@ impl Active {
 /// It holds no writer (the writer holds it, as its hook) and the hub only weakly.
 pub struct Alerts {
     pub settings: Settings,
-    active: RwLock<Arc<Active>>,
+    /// The enabled rules and webhooks, with the number of the reload that read them.
+    active: RwLock<(u64, Arc<Active>)>,
+    /// Reloads started so far: a reload that started earlier (and so read older rows) never
+    /// replaces what a later one installed.
+    reloads: std::sync::atomic::AtomicU64,
     hub: OnceLock<Weak<AgentHub>>,
     /// Wakes the deliverer (something was queued, or a webhook changed).
     pub(crate) wake: tokio::sync::Notify,
@@ -97,7 +101,13 @@ pub struct Alerts {
 impl Alerts {
     /// Alerts with `settings` and nothing enabled yet (see [`Alerts::reload`]).
     pub fn new(settings: Settings) -> Arc<Alerts> {
-        Arc::new(Alerts { settings, active: RwLock::default(), hub: OnceLock::new(), wake: tokio::sync::Notify::new() })
+        Arc::new(Alerts {
+            settings,
+            active: RwLock::default(),
+            reloads: std::sync::atomic::AtomicU64::new(0),
+            hub: OnceLock::new(),
+            wake: tokio::sync::Notify::new(),
+        })
     }
 
     /// Lets budgets by model see which agents run on a model.
@@ -111,11 +121,12 @@ impl Alerts {
 
     /// The enabled rules and webhooks.
     pub fn active(&self) -> Arc<Active> {
-        Arc::clone(&self.active.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&self.active.read().unwrap_or_else(|e| e.into_inner()).1)
     }
 
     /// Reads the enabled rules and webhooks again.
     pub async fn try_reload(&self, db: &impl ConnectionTrait) -> AppResult<()> {
+        let started = self.reloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let rules = alert_rule::Entity::find()
             .filter(alert_rule::Column::Enabled.eq(true))
             .order_by_asc(alert_rule::Column::CreatedAt)
@@ -132,7 +143,11 @@ impl Alerts {
                 (row, events)
             })
             .collect();
-        *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Active { rules, webhooks });
+        let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
+        if started >= active.0 {
+            *active = (started, Arc::new(Active { rules, webhooks }));
+        }
+        drop(active);
         self.wake.notify_one();
         Ok(())
     }

@@ -31,8 +31,8 @@ pub async fn serve(
         stop.await;
         drop(stop_seen);
     });
-    // Every connection task holds a receiver; all of them gone means all are done.
-    let (all_done, done) = watch::channel(());
+    // Every connection task is counted while it runs.
+    let connections = crate::shutdown::Tasks::default();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -53,7 +53,7 @@ pub async fn serve(
             request
         });
         let stopping = stopping.clone();
-        let done = done.clone();
+        let running = connections.enter();
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
@@ -75,12 +75,11 @@ pub async fn serve(
                     }
                 }
             }
-            drop(done);
+            drop(running);
         });
     }
     drop(listener);
-    drop(done);
-    if tokio::time::timeout(drain, all_done.closed()).await.is_err() {
+    if !connections.drained(drain).await {
         tracing::warn!(after = ?drain, "requests still in flight at the shutdown timeout; stopping anyway");
     }
     Ok(())

@@ -533,26 +533,24 @@ const SOCKETS_CLOSE: Duration = Duration::from_secs(5);
 /// Starts what alerts need besides the writer's hook: re-reading rules and webhooks, the
 /// leader's watcher of agents, and the deliverer.
 fn alerting(s: &AppState, signal: shutdown::Signal) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
-    {
-        let deliverer = crate::alerts::deliver::Deliverer::new(
-            s.writer.clone(),
-            Arc::clone(&s.alerts),
-            s.bus.clone(),
-            Some(Arc::clone(&s.metrics)),
-        )
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let watcher = crate::alerts::watch::Watcher {
-            writer: s.writer.clone(),
-            hub: Arc::clone(&s.hub),
-            alerts: Arc::clone(&s.alerts),
-            bus: s.bus.clone(),
-        };
-        Ok(vec![
-            tokio::spawn(Arc::clone(&s.alerts).refresh_until_stopped(s.db.clone(), s.bus.clone(), signal.clone())),
-            tokio::spawn(watcher.run_until_stopped(signal.clone())),
-            tokio::spawn(deliverer.run_until_stopped(signal)),
-        ])
-    }
+    let deliverer = crate::alerts::deliver::Deliverer::new(
+        s.writer.clone(),
+        Arc::clone(&s.alerts),
+        s.bus.clone(),
+        Some(Arc::clone(&s.metrics)),
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let watcher = crate::alerts::watch::Watcher {
+        writer: s.writer.clone(),
+        hub: Arc::clone(&s.hub),
+        alerts: Arc::clone(&s.alerts),
+        bus: s.bus.clone(),
+    };
+    Ok(vec![
+        tokio::spawn(Arc::clone(&s.alerts).refresh_until_stopped(s.db.clone(), s.bus.clone(), signal.clone())),
+        tokio::spawn(watcher.run_until_stopped(signal.clone())),
+        tokio::spawn(deliverer.run_until_stopped(signal)),
+    ])
 }
 
 /// The alert settings of `config`.

@@ -24,6 +24,25 @@ pub fn max_len(field: &str, value: &str, max: usize) -> AppResult<()> {
     Ok(())
 }
 
+/// `value` trimmed, when it is neither empty nor longer than [`MAX_NAME`].
+pub fn name<'a>(field: &str, value: &'a str) -> AppResult<&'a str> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(AppError::invalid(field, "must not be empty"));
+    }
+    max_len(field, trimmed, MAX_NAME)?;
+    Ok(trimmed)
+}
+
+/// Fails when a server already keeps `count` of `what` and `max` is all it may (checked before
+/// one more is stored).
+pub fn room_for_one_more(count: u64, max: u64, what: &str) -> AppResult<()> {
+    if count >= max {
+        return Err(AppError::invalid("input", format!("at most {max} {what}; delete one first")));
+    }
+    Ok(())
+}
+
 /// Fails unless `value` is a UUID (the form of every task and comment id).
 pub fn uuid(field: &str, value: &str) -> AppResult<()> {
     uuid::Uuid::parse_str(value)

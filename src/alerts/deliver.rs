@@ -56,8 +56,7 @@ enum Outcome {
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(format!("{timestamp}.{body}").as_bytes());
-    let digest: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={digest}")
+    format!("sha256={:x}", mac.finalize().into_bytes())
 }
 
 /// The wait before the attempt after `attempts` failed ones: `first`, then four times
@@ -111,7 +110,6 @@ impl Deliverer {
         loop {
             tokio::select! {
                 _ = every.tick() => {}
-                _ = self.alerts.wake.notified() => {}
                 event = events.recv() => match event {
                     // A commit that may have queued deliveries (published after it committed).
                     Ok(Event::Task(_) | Event::Activity(_) | Event::Notification(_)) => {}

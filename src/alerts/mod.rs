@@ -94,8 +94,6 @@ pub struct Alerts {
     /// replaces what a later one installed.
     reloads: std::sync::atomic::AtomicU64,
     hub: OnceLock<Weak<AgentHub>>,
-    /// Wakes the deliverer (something was queued, or a webhook changed).
-    pub(crate) wake: tokio::sync::Notify,
 }
 
 impl Alerts {
@@ -106,7 +104,6 @@ impl Alerts {
             active: RwLock::default(),
             reloads: std::sync::atomic::AtomicU64::new(0),
             hub: OnceLock::new(),
-            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -148,7 +145,6 @@ impl Alerts {
             *active = (started, Arc::new(Active { rules, webhooks }));
         }
         drop(active);
-        self.wake.notify_one();
         Ok(())
     }
 

@@ -43,11 +43,11 @@ impl Alerts {
         if active.is_empty() {
             return Ok(());
         }
-        let mut queued = 0;
+        // The deliverer hears of what is queued here from the commit's own events.
         let mut next = 0;
         while let Some(event) = uow.queued_events().get(next).cloned() {
             next += 1;
-            queued += match &event {
+            match &event {
                 Event::Task(change) => self.on_task(uow, &active, change).await?,
                 Event::Activity(row) => self.on_activity(uow, &active, row).await?,
                 Event::Notification(row) => {
@@ -55,40 +55,36 @@ impl Alerts {
                     webhooks::enqueue(uow, &active.webhooks, &Outgoing { event: "alert.fired", data, dedupe_key: None })
                         .await?
                 }
-                _ => 0,
-            };
-        }
-        if queued > 0 {
-            // The deliverer looks once this commits (it also hears the commit's events).
-            self.wake.notify_one();
+                _ => {}
+            }
         }
         Ok(())
     }
 
-    async fn on_task(&self, uow: &mut UnitOfWork, active: &Active, change: &TaskChange) -> AppResult<usize> {
+    async fn on_task(&self, uow: &mut UnitOfWork, active: &Active, change: &TaskChange) -> AppResult<()> {
         let (event, data) = match (&change.kind, &change.task) {
             (TaskEventKind::Created, Some(row)) => ("task.created", crate::tasks::json::task(row)),
             (TaskEventKind::Updated, Some(row)) => ("task.updated", crate::tasks::json::task(row)),
             _ => ("task.deleted", serde_json::json!({ "id": change.task_id })),
         };
-        let queued = webhooks::enqueue(uow, &active.webhooks, &Outgoing { event, data, dedupe_key: None }).await?;
+        webhooks::enqueue(uow, &active.webhooks, &Outgoing { event, data, dedupe_key: None }).await?;
         if let Some(row) = &change.task {
             if change.kind == TaskEventKind::Created {
                 assigned(uow, active, row).await?;
             }
             overdue(uow, active, row, now_millis()).await?;
         }
-        Ok(queued)
+        Ok(())
     }
 
-    async fn on_activity(&self, uow: &mut UnitOfWork, active: &Active, row: &activity::Model) -> AppResult<usize> {
+    async fn on_activity(&self, uow: &mut UnitOfWork, active: &Active, row: &activity::Model) -> AppResult<()> {
         let meta: serde_json::Value =
             row.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
         let target = row.target_id.as_deref().unwrap_or_default();
         match row.action.as_str() {
             "commented" => {
-                let Some(found) = meta["commentId"].as_str() else { return Ok(0) };
-                let Some(comment) = comment::Entity::find_by_id(found).one(uow.txn()).await? else { return Ok(0) };
+                let Some(found) = meta["commentId"].as_str() else { return Ok(()) };
+                let Some(comment) = comment::Entity::find_by_id(found).one(uow.txn()).await? else { return Ok(()) };
                 let mut data = crate::tasks::json::comment(&comment);
                 data["taskId"] = comment.task_id.clone().into();
                 webhooks::enqueue(uow, &active.webhooks, &Outgoing { event: "comment.created", data, dedupe_key: None })
@@ -99,15 +95,15 @@ impl Alerts {
                 if let Some(task) = task::Entity::find_by_id(target).one(uow.txn()).await? {
                     assigned(uow, active, &task).await?;
                 }
-                Ok(0)
+                Ok(())
             }
             "metrics_recorded" if active.rules(AlertKind::CostBudget).next().is_some() => {
-                let model = self.hub().and_then(|hub| hub.get(target)).and_then(|agent| agent.model);
-                let models = budget::ModelAgents::of(self.hub().as_deref());
-                budget::check(uow, active, Some((target, model.as_deref())), &models, chrono::Utc::now()).await?;
-                Ok(0)
+                let hub = self.hub();
+                let model = hub.as_ref().and_then(|hub| hub.get(target)).and_then(|agent| agent.model);
+                let models = budget::ModelAgents::of(hub.as_deref());
+                budget::check(uow, active, Some((target, model.as_deref())), &models, chrono::Utc::now()).await
             }
-            _ => Ok(0),
+            _ => Ok(()),
         }
     }
 }

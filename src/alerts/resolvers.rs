@@ -17,6 +17,7 @@ use crate::db::Writer;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
 use crate::pagination;
+use crate::subscriptions::broadcast_stream;
 
 /// Alert queries.
 #[derive(Default)]
@@ -60,10 +61,11 @@ impl AlertQuery {
     }
 }
 
-fn admin<'a>(ctx: &Context<'a>) -> async_graphql::Result<crate::auth::Actor> {
+/// An ADMIN caller, with what rule and webhook changes go through.
+fn admin<'a>(ctx: &Context<'a>) -> async_graphql::Result<(crate::auth::Actor, &'a Writer, &'a Arc<Alerts>)> {
     let who = viewer(ctx).extend()?;
     who.require(Role::Admin).extend()?;
-    Ok(who.actor())
+    Ok((who.actor(), ctx.data::<Writer>()?, ctx.data::<Arc<Alerts>>()?))
 }
 
 /// Alert mutations.
@@ -73,20 +75,17 @@ pub struct AlertMutation;
 #[Object]
 impl AlertMutation {
     async fn create_alert_rule(&self, ctx: &Context<'_>, input: RuleSpec) -> async_graphql::Result<AlertRule> {
-        let actor = admin(ctx)?;
-        let (writer, alerts) = (ctx.data::<Writer>()?, ctx.data::<Arc<Alerts>>()?);
+        let (actor, writer, alerts) = admin(ctx)?;
         Ok(AlertRule(rules::create(writer, alerts, &actor, input).await.extend()?))
     }
 
     async fn update_alert_rule(&self, ctx: &Context<'_>, id: ID, input: RuleSpec) -> async_graphql::Result<AlertRule> {
-        let actor = admin(ctx)?;
-        let (writer, alerts) = (ctx.data::<Writer>()?, ctx.data::<Arc<Alerts>>()?);
+        let (actor, writer, alerts) = admin(ctx)?;
         Ok(AlertRule(rules::update(writer, alerts, &actor, &id, input).await.extend()?))
     }
 
     async fn delete_alert_rule(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let actor = admin(ctx)?;
-        let (writer, alerts) = (ctx.data::<Writer>()?, ctx.data::<Arc<Alerts>>()?);
+        let (actor, writer, alerts) = admin(ctx)?;
         rules::delete(writer, alerts, &actor, &id).await.extend()?;
         Ok(id)
     }
@@ -116,21 +115,18 @@ impl AlertMutation {
 
     /// Creates a webhook; its signing secret is in the answer, and nowhere else later.
     async fn create_webhook(&self, ctx: &Context<'_>, input: WebhookSpec) -> async_graphql::Result<CreatedWebhook> {
-        let actor = admin(ctx)?;
-        let (writer, alerts) = (ctx.data::<Writer>()?, ctx.data::<Arc<Alerts>>()?);
+        let (actor, writer, alerts) = admin(ctx)?;
         let row = webhooks::create(writer, alerts, &actor, input).await.extend()?;
         Ok(CreatedWebhook { secret: row.secret.clone(), webhook: Webhook(row) })
     }
 
     async fn update_webhook(&self, ctx: &Context<'_>, id: ID, input: WebhookSpec) -> async_graphql::Result<Webhook> {
-        let actor = admin(ctx)?;
-        let (writer, alerts) = (ctx.data::<Writer>()?, ctx.data::<Arc<Alerts>>()?);
+        let (actor, writer, alerts) = admin(ctx)?;
         Ok(Webhook(webhooks::update(writer, alerts, &actor, &id, input).await.extend()?))
     }
 
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let actor = admin(ctx)?;
-        let (writer, alerts) = (ctx.data::<Writer>()?, ctx.data::<Arc<Alerts>>()?);
+        let (actor, writer, alerts) = admin(ctx)?;
         webhooks::delete(writer, alerts, &actor, &id).await.extend()?;
         Ok(id)
     }
@@ -142,21 +138,17 @@ pub struct AlertSubscription;
 
 #[Subscription]
 impl AlertSubscription {
-    /// Every notification as it fires.
-    async fn notification(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = Notification> + use<>> {
+    /// Every notification as it fires. (They are stored: a subscriber that falls behind is
+    /// ended with `SUBSCRIPTION_LAGGED`, and refetches `notifications`.)
+    async fn notification(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Notification>> + use<>> {
         viewer(ctx).extend()?;
-        let mut rx = ctx.data::<EventBus>()?.subscribe();
-        Ok(async_stream::stream! {
-            loop {
-                match rx.recv().await {
-                    Ok(Event::Notification(row)) => yield Notification(row.as_ref().clone()),
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "notification subscriber fell behind; some were skipped (they are stored)");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        })
+        let rx = ctx.data::<EventBus>()?.subscribe();
+        Ok(broadcast_stream(rx, "notification", |event| match event {
+            Event::Notification(row) => Some(Notification(row.as_ref().clone())),
+            _ => None,
+        }))
     }
 }

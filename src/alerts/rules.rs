@@ -96,11 +96,7 @@ fn trimmed(field: &str, value: Option<&str>) -> AppResult<Option<String>> {
 
 /// Checks `spec` against what its kind needs and allows.
 fn check(spec: &RuleSpec) -> AppResult<Checked> {
-    let name = spec.name.trim();
-    if name.is_empty() {
-        return Err(AppError::invalid("name", "must not be empty"));
-    }
-    validate::max_len("name", name, validate::MAX_NAME)?;
+    let name = validate::name("name", &spec.name)?;
     let agent_id = trimmed("agentId", spec.agent_id.as_ref().map(|id| id.as_str()))?;
     let model = trimmed("model", spec.model.as_deref())?;
     let budget = spec.kind == AlertKind::CostBudget;
@@ -153,9 +149,8 @@ pub async fn create(writer: &Writer, alerts: &Alerts, actor: &Actor, spec: RuleS
     let row = writer
         .run(move |uow| {
             Box::pin(async move {
-                if alert_rule::Entity::find().count(uow.txn()).await? >= max {
-                    return Err(AppError::invalid("input", format!("at most {max} alert rules; delete one first")));
-                }
+                let kept = alert_rule::Entity::find().count(uow.txn()).await?;
+                validate::room_for_one_more(kept, max, "alert rules")?;
                 let now = now_millis();
                 let row = alert_rule::ActiveModel {
                     id: Set(uuid::Uuid::now_v7().to_string()),

@@ -242,9 +242,10 @@ async fn status_changed(uow: &mut UnitOfWork, active: &Active, transition: &Tran
         "cost": agent.usage.cost,
         "updatedAt": agent.updated_at,
     });
-    let key = format!("agent:{}:{}:{at}", agent.id, agent.status.as_str());
-    webhooks::enqueue(uow, &active.webhooks, &Outgoing { event: "agent.status_changed", data, dedupe_key: Some(key) })
-        .await?;
+    // One occurrence: the agent, its state, and when the runtime says it got there.
+    let occurrence = format!("agent:{}:{}:{at}", agent.id, agent.status.as_str());
+    let outgoing = Outgoing { event: "agent.status_changed", data, dedupe_key: Some(occurrence.clone()) };
+    webhooks::enqueue(uow, &active.webhooks, &outgoing).await?;
     let kind = match agent.status {
         AgentState::Failed => AlertKind::AgentFailed,
         AgentState::Killed => AlertKind::AgentKilled,
@@ -259,7 +260,7 @@ async fn status_changed(uow: &mut UnitOfWork, active: &Active, transition: &Tran
         }
         let word = if kind == AlertKind::AgentFailed { "failed" } else { "was killed" };
         let firing = Firing {
-            occurrence: format!("agent:{}:{}:{at}", agent.id, agent.status.as_str()),
+            occurrence: occurrence.clone(),
             title: format!("Agent {name} {word}"),
             body: format!(
                 "Agent {name} ({}{}) is {}{}; it spent {} tokens, ${:.4}.",

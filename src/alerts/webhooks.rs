@@ -147,9 +147,8 @@ pub async fn create(writer: &Writer, alerts: &Alerts, actor: &Actor, spec: Webho
     let row = writer
         .run(move |uow| {
             Box::pin(async move {
-                if webhook::Entity::find().count(uow.txn()).await? >= max {
-                    return Err(AppError::invalid("input", format!("at most {max} webhooks; delete one first")));
-                }
+                let kept = webhook::Entity::find().count(uow.txn()).await?;
+                validate::room_for_one_more(kept, max, "webhooks")?;
                 let now = now_millis();
                 let row = webhook::ActiveModel {
                     id: Set(uuid::Uuid::now_v7().to_string()),
@@ -286,12 +285,12 @@ fn body(format: WebhookFormat, id: &str, event: &str, data: &serde_json::Value, 
 }
 
 /// Queues `outgoing` for every one of `targets` (enabled webhooks with their event names)
-/// that takes it, in `uow`. Returns how many deliveries were queued.
+/// that takes it, in `uow`.
 pub async fn enqueue(
     uow: &UnitOfWork,
     targets: &[(webhook::Model, Vec<String>)],
     outgoing: &Outgoing<'_>,
-) -> AppResult<usize> {
+) -> AppResult<()> {
     let now = now_millis();
     let rows: Vec<webhook_delivery::ActiveModel> = targets
         .iter()
@@ -316,9 +315,8 @@ pub async fn enqueue(
             }
         })
         .collect();
-    let queued = rows.len();
-    if queued == 0 {
-        return Ok(0);
+    if rows.is_empty() {
+        return Ok(());
     }
     let insert = webhook_delivery::Entity::insert_many(rows);
     if outgoing.dedupe_key.is_some() {
@@ -329,7 +327,7 @@ pub async fn enqueue(
     } else {
         insert.exec_without_returning(uow.txn()).await?;
     }
-    Ok(queued)
+    Ok(())
 }
 
 #[cfg(test)]

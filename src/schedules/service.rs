@@ -118,11 +118,7 @@ fn zone_of(spec: &ScheduleSpec) -> String {
 
 /// Checks `spec`; returns its plan and the next time it fires from `now` (none when disabled).
 fn checked(spec: &ScheduleSpec, now: i64) -> AppResult<(String, Option<i64>)> {
-    let name = spec.name.trim();
-    if name.is_empty() {
-        return Err(AppError::invalid("name", "must not be empty"));
-    }
-    validate::max_len("name", name, validate::MAX_NAME)?;
+    validate::name("name", &spec.name)?;
     validate::max_len("cron", &spec.cron, 200)?;
     let zone = zone_of(spec);
     let plan = Plan::parse(&spec.cron, &zone)?;
@@ -155,12 +151,8 @@ pub async fn create(writer: &Writer, actor: &Actor, spec: ScheduleSpec) -> AppRe
     writer
         .run(move |uow| {
             Box::pin(async move {
-                if schedule::Entity::find().count(uow.txn()).await? >= MAX_SCHEDULES {
-                    return Err(AppError::invalid(
-                        "input",
-                        format!("at most {MAX_SCHEDULES} schedules; delete one first"),
-                    ));
-                }
+                let kept = schedule::Entity::find().count(uow.txn()).await?;
+                validate::room_for_one_more(kept, MAX_SCHEDULES, "schedules")?;
                 let row = schedule::ActiveModel {
                     id: Set(uuid::Uuid::now_v7().to_string()),
                     name: Set(spec.name.trim().to_owned()),

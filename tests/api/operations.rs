@@ -98,6 +98,16 @@ async fn held_request(client: reqwest::Client, url: String, token: String) {
     let _ = client.post(format!("{url}/graphql")).bearer_auth(token).json(&query).send().await;
 }
 
+/// Starts an instance with `env` and puts a held request in flight on it.
+async fn start_holding(env: &[(&str, String)], workdir: &std::path::Path) -> (Instance, tokio::task::JoinHandle<()>) {
+    let instance = start(env, workdir).await;
+    let client = reqwest::Client::new();
+    let token = login_at(&client, &instance.url(), PASSWORD).await;
+    let held = tokio::spawn(held_request(client, instance.url(), token));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    (instance, held)
+}
+
 /// Waits (up to `limit`) for `instance` to exit; its exit code.
 async fn exit_code(instance: &mut Instance, limit: std::time::Duration) -> Option<i32> {
     let status = tokio::time::timeout(limit, instance.child.wait()).await.expect("the server exits in time").unwrap();
@@ -158,12 +168,7 @@ async fn a_signal_stops_the_server_with_status_0_and_a_second_one_at_once() {
         ("FAKE_CLAWDBOT_MODE", "hang".into()),
         ("MC_AGENT_CALL_TIMEOUT", "4s".into()),
     ];
-    let mut held = start(&env, &workdir).await;
-    let client = reqwest::Client::new();
-    let token = login_at(&client, &held.url(), PASSWORD).await;
-    let url = held.url();
-    let spawn = tokio::spawn(held_request(client, url, token));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut held, spawn) = start_holding(&env, &workdir).await;
     signal(&held, "TERM").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(held.alive(), "the first signal waits for the request in flight");
@@ -178,12 +183,7 @@ async fn a_signal_stops_the_server_with_status_0_and_a_second_one_at_once() {
     env[0] = db("c.db");
     env.push(("MC_AGENT_CALL_TIMEOUT", "20s".into()));
     env.push(("MC_SHUTDOWN_TIMEOUT", "1s".into()));
-    let mut bounded = start(&env, &workdir).await;
-    let client = reqwest::Client::new();
-    let token = login_at(&client, &bounded.url(), PASSWORD).await;
-    let url = bounded.url();
-    let spawn = tokio::spawn(held_request(client, url, token));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut bounded, spawn) = start_holding(&env, &workdir).await;
     let signalled = std::time::Instant::now();
     signal(&bounded, "TERM").await;
     assert_eq!(exit_code(&mut bounded, Duration::from_secs(10)).await, Some(0));

@@ -111,6 +111,19 @@ async fn leader_is_a(fleet: &Fleet) -> bool {
     }
 }
 
+/// Waits until the instance at `url` holds the poller lease, failing once `limit` has passed
+/// since `since`.
+async fn takes_over(client: &reqwest::Client, url: &str, since: Instant, limit: Duration) {
+    loop {
+        let health: Value = client.get(format!("{url}/health")).send().await.unwrap().json().await.unwrap();
+        if health["agentPollerLeader"] == true {
+            return;
+        }
+        assert!(since.elapsed() < limit, "no takeover within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Reads `n` activity events from `ws`; returns (id, cursor) pairs.
 async fn read_activities(ws: &mut WsClient, n: usize) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(n);
@@ -201,16 +214,7 @@ async fn killing_the_leader_hands_agent_polling_to_the_other_within_15s() {
     leader.child.kill().await.unwrap();
     let killed_at = Instant::now();
     let survivor_port = survivor.port;
-    let survivor_url = survivor.url();
-    loop {
-        let health: Value =
-            fleet.client.get(format!("{survivor_url}/health")).send().await.unwrap().json().await.unwrap();
-        if health["agentPollerLeader"] == true {
-            break;
-        }
-        assert!(killed_at.elapsed() < Duration::from_secs(15), "no takeover within 15 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    takes_over(&fleet.client, &survivor.url(), killed_at, Duration::from_secs(15)).await;
     let mut ws = ws_ready_on(survivor_port, &fleet.token).await;
     ws.subscribe("s", "subscription { agentStatus { changed agents { id } } }", json!({})).await;
     assert_eq!(ws.next_data("s").await["agentStatus"]["agents"].as_array().unwrap().len(), 6);
@@ -231,16 +235,7 @@ async fn a_leader_stopped_by_a_signal_hands_over_its_lease_within_two_seconds() 
     let pid = leader.child.id().unwrap().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
     let signalled = Instant::now();
-    let survivor_url = survivor.url();
-    loop {
-        let health: Value =
-            fleet.client.get(format!("{survivor_url}/health")).send().await.unwrap().json().await.unwrap();
-        if health["agentPollerLeader"] == true {
-            break;
-        }
-        assert!(signalled.elapsed() < Duration::from_millis(2500), "no takeover within two seconds");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    takes_over(&fleet.client, &survivor.url(), signalled, Duration::from_millis(2500)).await;
     let leader = if a_leads { &mut fleet.a } else { &mut fleet.b };
     let status = tokio::time::timeout(Duration::from_secs(10), leader.child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(0));

@@ -438,7 +438,11 @@ async fn serve(
 
     let next = loop {
         let step = tokio::select! {
-            incoming = source.next() => from_client(incoming, &mut session, &budget, &to_engine),
+            // Read only while the engine has room: a client that sends faster than the engine
+            // takes its messages waits on TCP instead. (`select!` polls this branch before the
+            // engine's six times in seven, so a burst of a few dozen messages could fill the
+            // queue before the engine ran, and was closed as a flood.)
+            incoming = source.next(), if to_engine.capacity() > 0 => from_client(incoming, &mut session, &budget, &to_engine),
             outgoing = graphql.next() => match outgoing {
                 Some(WsMessage::Text(text)) => {
                     if session.on_server(&text) {
@@ -499,7 +503,8 @@ fn from_client(
             if let Some(refusal) = session.on_client(&text) {
                 return Next::Send(refusal);
             }
-            // Never wait here: the engine is drained only by the loop's other branch.
+            // Never wait here: the engine is drained only by the loop's other branch. (The loop
+            // reads only while there is room, so the queue is never full here.)
             match to_engine.try_send(text) {
                 Ok(()) => Next::Go,
                 Err(mpsc::error::TrySendError::Full(_)) => Next::Close(4429, "too many messages: slow down".into()),

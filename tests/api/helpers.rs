@@ -321,6 +321,14 @@ impl WsClient {
         self.stream.send(Message::Text(message.to_string().into())).await.expect("ws send");
     }
 
+    /// Sends the messages in one write, so they reach the server as one burst.
+    pub async fn send_burst(&mut self, messages: impl IntoIterator<Item = Value>) {
+        for message in messages {
+            self.stream.feed(Message::Text(message.to_string().into())).await.expect("ws send");
+        }
+        self.stream.flush().await.expect("ws flush");
+    }
+
     /// Sends a JSON message; false when the server has already closed the socket.
     pub async fn try_send(&mut self, message: Value) -> bool {
         self.stream.send(Message::Text(message.to_string().into())).await.is_ok()

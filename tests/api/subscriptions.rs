@@ -297,6 +297,36 @@ async fn an_idle_socket_gets_keep_alive_pings_and_pongs_are_accepted() {
 }
 
 #[tokio::test]
+async fn a_burst_of_hundreds_of_messages_is_taken_in_order_not_refused_as_a_flood() {
+    let app = spawn_app().await;
+    let mut ws = app.ws_ready().await;
+    let query = "subscription { taskUpdated { taskId } }";
+    for round in 0..3 {
+        let burst = (0..200).flat_map(|i| {
+            let id = format!("{round}-{i}");
+            [
+                json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
+                json!({ "id": id, "type": "complete" }),
+            ]
+        });
+        ws.send_burst(burst).await;
+        // The server answers each `complete` of a live subscription with its own.
+        let mut completed = 0;
+        while completed < 200 {
+            match ws.next_json().await {
+                Ok(message) if message["type"] == "complete" => completed += 1,
+                Ok(message) => panic!("round {round}: only completes were due, got {message}"),
+                Err(end) => panic!("round {round}: the socket ended after {completed} completes: {end:?}"),
+            }
+        }
+    }
+    ws.subscribe("live", query, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let id = app.create_task(json!({ "title": "after the bursts" })).await;
+    assert_eq!(ws.next_data("live").await["taskUpdated"]["taskId"], id.as_str());
+}
+
+#[tokio::test]
 async fn a_client_flooding_before_init_is_still_closed_in_time() {
     let app = spawn_app_with(|c| c.ws_init_timeout = Duration::from_millis(500), None).await;
     let mut ws = app.ws("graphql-transport-ws").await;

@@ -271,6 +271,11 @@ pub struct Config {
     /// Keep GraphiQL on in production mode.
     #[arg(long, env = "MC_GRAPHIQL", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub graphiql: bool,
+
+    /// Serve the page at `/` from this directory (a `web/dist` built by `npm run build`)
+    /// instead of the files built into the binary.
+    #[arg(long, env = "MC_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 /// Why a configuration cannot be used.

@@ -35,6 +35,8 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.limits.cors_origins);
     let production = state.limits.production;
     let mut routes = Router::new()
+        .route("/", get(crate::page::index))
+        .route("/assets/{file}", get(crate::page::asset))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(crate::ws::handler))
         .route("/api/auth/login", post(auth::http::login))

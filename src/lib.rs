@@ -39,6 +39,7 @@ pub mod limits;
 pub mod loaders;
 pub mod mcp;
 pub mod metrics;
+pub mod page;
 pub mod pagination;
 pub mod query_limits;
 pub mod read_cache;

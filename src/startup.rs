@@ -96,6 +96,8 @@ pub struct AppState {
     pub stopping: shutdown::Signal,
     /// Open WebSockets, which shutdown lets close.
     pub sockets: shutdown::Tasks,
+    /// The files of the page at `/`.
+    pub page: crate::page::Page,
 }
 
 /// Why the server cannot start.
@@ -421,6 +423,7 @@ impl App {
             instance,
             stopping: stop.1.clone(),
             sockets: shutdown::Tasks::default(),
+            page: crate::page::Page::new(config.web_dir.clone()),
         };
         Ok(App {
             listener,

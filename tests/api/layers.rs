@@ -1,6 +1,6 @@
 //! The one rule that keeps the house in shape: imports go down, never up.
 //!
-//! - wiring (`main`, `startup`, `http`, `ws`, `mcp`, `graphiql`, `serve`, `schema`, `query_limits`, `config`)
+//! - wiring (`main`, `startup`, `http`, `ws`, `mcp`, `graphiql`, `page`, `serve`, `schema`, `query_limits`, `config`)
 //!   imports whatever it needs;
 //! - domains (`auth/`, `audit/`, `tasks/`, `feed/`, `agents/`, `work/`, `schedules/`, `alerts/`, `usage/`, and every new one) import each other and
 //!   the base, never the wiring;
@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-const WIRING: [&str; 10] =
-    ["main", "startup", "http", "ws", "serve", "schema", "query_limits", "config", "mcp", "graphiql"];
+const WIRING: [&str; 11] =
+    ["main", "startup", "http", "ws", "serve", "schema", "query_limits", "config", "mcp", "graphiql", "page"];
 const DOMAINS: [&str; 9] = ["auth", "audit", "tasks", "feed", "agents", "work", "schedules", "alerts", "usage"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

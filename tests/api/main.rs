@@ -16,6 +16,7 @@ mod layers;
 mod mcp;
 mod openclaw;
 mod operations;
+mod page;
 mod scale;
 mod schedules;
 mod schema;

@@ -49,6 +49,24 @@ async fn the_page_is_served_at_the_root_with_its_files_under_a_strict_csp() {
         assert_eq!(again.status(), 304, "{path}");
         assert!(again.bytes().await.unwrap().is_empty());
     }
+    // Gzipped for clients that take it, with a tag of its own; the same bytes once unpacked.
+    let plain = app.client.get(format!("{}/assets/app.js", app.address)).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_tag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let plain = plain.bytes().await.unwrap();
+    for accept in ["gzip", "br, gzip;q=0.8, deflate"] {
+        let packed = app.client.get(format!("{}/assets/app.js", app.address)).header("accept-encoding", accept).send();
+        let packed = packed.await.unwrap();
+        assert_eq!(packed.headers()["content-encoding"], "gzip", "{accept}");
+        assert_ne!(packed.headers()["etag"].to_str().unwrap(), plain_tag);
+        let mut unpacked = Vec::new();
+        let bytes = packed.bytes().await.unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unpacked).unwrap();
+        assert_eq!(unpacked, plain, "{accept}");
+    }
+    let refused = app.client.get(format!("{}/assets/app.js", app.address)).header("accept-encoding", "gzip;q=0");
+    assert!(refused.send().await.unwrap().headers().get("content-encoding").is_none());
+
     for missing in ["/assets/nope.js", "/assets/../Cargo.toml", "/assets/index.html"] {
         let response = app.client.get(format!("{}{missing}", app.address)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{missing}");

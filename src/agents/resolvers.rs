@@ -178,21 +178,18 @@ impl AgentSubscription {
         })
     }
 
-    /// Each new exec approval, and each one resolved or expired.
-    async fn approvals(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = ExecApproval> + use<>> {
+    /// Each new exec approval, and each one resolved or expired. A subscriber that fell
+    /// behind is ended with `SUBSCRIPTION_LAGGED` (refetch `approvals`, then subscribe again):
+    /// an approval request skipped silently would wait unseen until it expires.
+    async fn approvals(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ExecApproval>> + use<>> {
         viewer(ctx).extend()?;
-        let mut rx = ctx.data::<EventBus>()?.subscribe();
-        Ok(async_stream::stream! {
-            loop {
-                match rx.recv().await {
-                    Ok(Event::Approval(approval)) => yield ExecApproval(approval.as_ref().clone()),
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "approvals subscriber fell behind");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        })
+        let bus = ctx.data::<EventBus>()?;
+        Ok(crate::subscriptions::broadcast_stream(bus.subscribe(), "approvals", |event| match event {
+            Event::Approval(approval) => Some(ExecApproval(approval.as_ref().clone())),
+            _ => None,
+        }))
     }
 }

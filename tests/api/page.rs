@@ -5,13 +5,17 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// The paths of everything `html` loads (`src` and `href` attributes).
+/// The paths of everything `html` fetches (`src` and `href` attributes).
 fn loaded_by(html: &str) -> Vec<String> {
     let mut loaded = Vec::new();
     for attribute in ["src=\"", "href=\""] {
         for (at, _) in html.match_indices(attribute) {
             let rest = &html[at + attribute.len()..];
-            loaded.push(rest[..rest.find('"').unwrap()].to_owned());
+            let url = &rest[..rest.find('"').unwrap()];
+            // `data:` URLs (an empty icon, say) are inline, not fetched.
+            if !url.starts_with("data:") {
+                loaded.push(url.to_owned());
+            }
         }
     }
     loaded

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 
 use super::rules::AlertKind;
 use crate::db::{UnitOfWork, Writer};
@@ -105,6 +105,15 @@ pub async fn list(
         select = select.filter(notification::Column::ReadAt.is_null());
     }
     pagination::newest_first(db, select, notification::Column::Id, first, before_id).await
+}
+
+/// How many notifications there are (only the unread ones when `unread_only`).
+pub async fn count(db: &impl ConnectionTrait, unread_only: bool) -> AppResult<u64> {
+    let mut select = notification::Entity::find();
+    if unread_only {
+        select = select.filter(notification::Column::ReadAt.is_null());
+    }
+    Ok(select.count(db).await?)
 }
 
 /// Marks `ids` (all when none are given) read; returns how many were unread.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object, ResultExt, Subscription};
 use futures_util::Stream;
 
@@ -18,6 +18,26 @@ use crate::error::AppError;
 use crate::events::{Event, EventBus};
 use crate::pagination;
 use crate::subscriptions::broadcast_stream;
+
+/// The counts of `notifications`, counted only when asked for.
+pub struct NotificationCounts {
+    unread_only: bool,
+}
+
+#[Object]
+impl NotificationCounts {
+    /// How many notifications the filter matches.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let db = ctx.data::<Writer>()?.db();
+        Ok(notify::count(db, self.unread_only).await.extend()? as i64)
+    }
+
+    /// How many notifications are unread, whatever the filter (a bell's badge).
+    async fn unread_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let db = ctx.data::<Writer>()?.db();
+        Ok(notify::count(db, true).await.extend()? as i64)
+    }
+}
 
 /// Alert queries.
 #[derive(Default)]
@@ -40,13 +60,15 @@ impl AlertQuery {
         unread_only: Option<bool>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Notification, EmptyFields>> {
+    ) -> async_graphql::Result<Connection<String, Notification, NotificationCounts>> {
         viewer(ctx).extend()?;
         let db = ctx.data::<Writer>()?.db();
         let first = pagination::page_size(first).extend()?;
         let before = after.as_deref().map(|c| pagination::decode_seq(c, CURSOR_TAG)).transpose().extend()?;
-        let (rows, has_next) = notify::list(db, unread_only.unwrap_or(false), first, before).await.extend()?;
-        let mut connection = Connection::new(after.is_some(), has_next);
+        let unread_only = unread_only.unwrap_or(false);
+        let (rows, has_next) = notify::list(db, unread_only, first, before).await.extend()?;
+        let mut connection =
+            Connection::with_additional_fields(after.is_some(), has_next, NotificationCounts { unread_only });
         connection.edges.extend(
             rows.into_iter().map(|row| Edge::new(pagination::seq_cursor(CURSOR_TAG, row.id), Notification(row))),
         );

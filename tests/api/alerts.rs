@@ -479,12 +479,19 @@ async fn notifications_page_newest_first_and_are_marked_read() {
     assert_eq!(again["markNotificationsRead"], 0, "already read");
     let unread = app.ok(NOTIFICATIONS, json!({ "u": true, "f": 10 })).await["notifications"]["edges"].clone();
     assert_eq!(unread.as_array().unwrap().len(), 4);
+    // The counts: of what the filter matches, and of the unread whatever the filter (a badge).
+    let counts = "query($u: Boolean) { notifications(unreadOnly: $u, first: 1) { totalCount unreadCount } }";
+    let every = app.ok(counts, json!({})).await["notifications"].clone();
+    assert_eq!((every["totalCount"].as_i64(), every["unreadCount"].as_i64()), (Some(5), Some(4)));
+    let unread_only = app.ok(counts, json!({ "u": true })).await["notifications"].clone();
+    assert_eq!((unread_only["totalCount"].as_i64(), unread_only["unreadCount"].as_i64()), (Some(4), Some(4)));
     let all = app.ok("mutation { markNotificationsRead }", json!({})).await;
     assert_eq!(all["markNotificationsRead"], 4);
     let unread = app.ok(NOTIFICATIONS, json!({ "u": true })).await["notifications"]["edges"].clone();
     assert!(unread.as_array().unwrap().is_empty());
     let read = notifications(&app).await;
     assert!(read.iter().all(|n| n["readAt"].is_string()));
+    assert_eq!(app.ok(counts, json!({})).await["notifications"]["unreadCount"], 0);
 }
 
 #[tokio::test]

@@ -310,7 +310,7 @@ const NotificationsQuery = graphql(
   `
   query Notifications {
     recent: notifications(first: 20) { nodes { ...NotificationFields } }
-    unread: notifications(unreadOnly: true, first: 100) { nodes { id } pageInfo { hasNextPage } }
+    counts: notifications(first: 1) { unreadCount }
   }
 `,
   [NotificationFields],
@@ -378,9 +378,11 @@ export function NotificationsBell() {
     const seen = new Set<string>();
     return [...arrived, ...(data?.recent.nodes ?? [])].filter((n) => !seen.has(n.id) && seen.add(n.id)).slice(0, 30);
   }, [arrived, data]);
-  const unreadIds = new Set([...(data?.unread.nodes.map((n) => n.id) ?? []), ...arrived.filter((n) => !n.readAt).map((n) => n.id)]);
-  const unread = unreadIds.size;
-  const more = data?.unread.pageInfo.hasNextPage ?? false;
+  // The server's count at the fetch, plus the unread ones that arrived since (those already
+  // in the fetched page were counted by it).
+  const fetched = new Set(data?.recent.nodes.map((n) => n.id) ?? []);
+  const unread =
+    (data?.counts.unreadCount ?? 0) + arrived.filter((n) => !n.readAt && !fetched.has(n.id)).length;
 
   if (recent.length === 0) return null;
   return (
@@ -399,7 +401,6 @@ export function NotificationsBell() {
         {unread > 0 && (
           <span class="bell-count" data-testid="bell-count">
             {unread}
-            {more ? '+' : ''}
           </span>
         )}
       </button>
@@ -421,7 +422,7 @@ export function NotificationsBell() {
           </header>
           <ul>
             {recent.map((n) => (
-              <li key={n.id} class={unreadIds.has(n.id) ? 'unread' : ''}>
+              <li key={n.id} class={n.readAt ? '' : 'unread'}>
                 <Badge kind="severity" value={n.severity} /> <strong>{n.title}</strong>
                 <div class="muted">{n.body}</div>
                 <div class="muted small-text">{ago(n.createdAt)}</div>

@@ -79,8 +79,8 @@ impl Page {
 
 /// A strong tag from the contents.
 fn entity_tag(body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
-    format!("\"{}\"", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
+    // The first 12 bytes of the SHA-256, in hex.
+    format!("\"{:.24x}\"", Sha256::digest(body))
 }
 
 fn gzip(body: &[u8]) -> Vec<u8> {
@@ -136,7 +136,11 @@ async fn serve(page: &Page, path: &str, headers: &HeaderMap) -> Response {
             response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             response
         }
-        (false, None) => file.body.into_owned().into_response(),
+        // An embedded file is sent from the binary as it is, not copied per request.
+        (false, None) => match file.body {
+            Cow::Borrowed(embedded) => embedded.into_response(),
+            Cow::Owned(read) => read.into_response(),
+        },
     };
     let out = response.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.media));

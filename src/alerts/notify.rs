@@ -100,20 +100,18 @@ pub async fn list(
     first: u64,
     before_id: Option<i64>,
 ) -> AppResult<(Vec<notification::Model>, bool)> {
-    let mut select = notification::Entity::find();
-    if unread_only {
-        select = select.filter(notification::Column::ReadAt.is_null());
-    }
-    pagination::newest_first(db, select, notification::Column::Id, first, before_id).await
+    pagination::newest_first(db, chosen(unread_only), notification::Column::Id, first, before_id).await
 }
 
 /// How many notifications there are (only the unread ones when `unread_only`).
 pub async fn count(db: &impl ConnectionTrait, unread_only: bool) -> AppResult<u64> {
-    let mut select = notification::Entity::find();
-    if unread_only {
-        select = select.filter(notification::Column::ReadAt.is_null());
-    }
-    Ok(select.count(db).await?)
+    Ok(chosen(unread_only).count(db).await?)
+}
+
+/// Every notification, or the unread ones.
+fn chosen(unread_only: bool) -> sea_orm::Select<notification::Entity> {
+    let every = notification::Entity::find();
+    if unread_only { every.filter(notification::Column::ReadAt.is_null()) } else { every }
 }
 
 /// Marks `ids` (all when none are given) read; returns how many were unread.

@@ -258,15 +258,7 @@ async fn production_mode_hides_the_schema_and_refuses_weak_settings() {
     weak.production = true;
     assert!(mission_control::startup::App::build(weak).await.is_err(), "default password refused");
 
-    let app = spawn_app_with(
-        |c| {
-            c.production = true;
-            c.password = Some("a-production-password".into());
-            c.jwt_secret = Some(SECRET.into());
-        },
-        None,
-    )
-    .await;
+    let app = spawn_production_app().await;
     let body = app.graphql("{ __schema { types { name } } }", json!({})).await;
     assert!(body["data"]["__schema"].is_null(), "introspection off: {body}");
     let body = app.graphql("{ taks { totalCount } }", json!({})).await;

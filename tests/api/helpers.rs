@@ -98,6 +98,19 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config), runtime: Option<Arc
     spawn_app_on(&database_url, true, tweak, runtime).await
 }
 
+/// Starts the server in production mode, with settings it accepts there.
+pub async fn spawn_production_app() -> TestApp {
+    spawn_app_with(
+        |c| {
+            c.production = true;
+            c.password = Some("a-production-password".into());
+            c.jwt_secret = Some(SECRET.into());
+        },
+        None,
+    )
+    .await
+}
+
 /// Starts the server on `database_url` (left in place when the app is dropped, unless `owned`),
 /// after `tweak` adjusts its config: for restarts and several instances on one database.
 pub async fn spawn_app_on(

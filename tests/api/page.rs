@@ -82,15 +82,7 @@ async fn the_page_is_served_at_the_root_with_its_files_under_a_strict_csp() {
 
 #[tokio::test]
 async fn production_mode_serves_the_page_but_not_graphiql() {
-    let app = spawn_app_with(
-        |c| {
-            c.production = true;
-            c.password = Some("a-production-password".into());
-            c.jwt_secret = Some(SECRET.into());
-        },
-        None,
-    )
-    .await;
+    let app = spawn_production_app().await;
     let page = app.client.get(format!("{}/", app.address)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let script = app.client.get(format!("{}/assets/app.js", app.address)).send().await.unwrap();

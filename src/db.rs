@@ -8,7 +8,11 @@
 //! commits the changes waiting at one moment together (group commit). Each change runs in a
 //! savepoint of its own (its failure undoes only it), is answered only after the transaction
 //! that holds it committed, and publishes its own events. Writers never queue on SQLite's
-//! write lock (whose busy handler sleeps), and a batch writes its pages once.
+//! write lock (whose busy handler sleeps), and a batch writes its pages once. The rows nothing
+//! reads inside a write wait in the unit of work and are inserted for the whole batch at once
+//! ([`deferred`]).
+
+mod deferred;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +20,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use futures_util::FutureExt;
@@ -25,18 +29,50 @@ use futures_util::future::BoxFuture;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::entity::{activity, audit_entry, task};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventBus};
+use deferred::Deferred;
 
 /// Connects (SQLite: WAL, busy timeout, foreign keys) and runs pending migrations.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let db = Database::connect(options(url, max_connections, Role::Reads)).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+/// The writer's own connection to the database `reads` is a pool of (see [`connect`], which
+/// must have run first): no read waits for it, and on SQLite its page cache stays valid from
+/// one batch to the next (a connection that another one wrote behind rereads its pages). An
+/// in-memory database is private to its pool, so there the writer shares `reads`.
+pub async fn connect_writer(url: &str, reads: &DatabaseConnection) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(reads.clone());
+    }
+    Database::connect(options(url, 1, Role::Writes)).await
+}
+
+/// What a pool of connections is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Reads,
+    /// The writer's one connection: it keeps more prepared statements (its multi-row inserts
+    /// are one statement per number of rows, so a batch size seen before parses nothing).
+    Writes,
+}
+
+fn options(url: &str, max_connections: u32, role: Role) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections.max(1))
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
+        .map_sqlx_sqlite_opts(move |o| {
+            let o = match role {
+                Role::Reads => o,
+                Role::Writes => o.statement_cache_capacity(512),
+            };
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
@@ -45,9 +81,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 // (on disk, those writes were a third of a write's time).
                 .pragma("temp_store", "memory")
         });
-    let db = Database::connect(options).await?;
-    Migrator::up(&db, None).await?;
-    Ok(db)
+    options
 }
 
 /// True when the database answers a trivial query (for `/ready`).
@@ -55,11 +89,12 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()
 }
 
-/// A transaction and the events its commit will publish.
+/// A transaction, the rows it inserts just before it commits, and the events its commit will
+/// publish.
 pub struct UnitOfWork {
     txn: DatabaseTransaction,
     events: Vec<Event>,
-    activity_lock_taken: bool,
+    deferred: Deferred,
 }
 
 impl UnitOfWork {
@@ -72,7 +107,11 @@ impl UnitOfWork {
             access_mode: None,
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         };
-        Ok(UnitOfWork { txn: db.begin_with_options(options).await?, events: Vec::new(), activity_lock_taken: false })
+        Ok(UnitOfWork::over(db.begin_with_options(options).await?))
+    }
+
+    fn over(txn: DatabaseTransaction) -> Self {
+        UnitOfWork { txn, events: Vec::new(), deferred: Deferred::default() }
     }
 
     /// The transaction, for queries.
@@ -90,31 +129,44 @@ impl UnitOfWork {
         &self.events
     }
 
-    /// Makes activity ids follow commit order.
-    ///
-    /// Subscribers resume from "the last activity id I saw", which is only gap-free if a
-    /// smaller id can never commit after a larger one. SQLite serialises writers already; on
-    /// PostgreSQL a transaction-scoped advisory lock, taken before the activity insert and held
-    /// to commit, gives the same guarantee.
-    pub async fn serialize_activity_ids(&mut self) -> AppResult<()> {
-        if self.activity_lock_taken || self.txn.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        self.txn
-            .execute_raw(Statement::from_string(DbBackend::Postgres, "SELECT pg_advisory_xact_lock(7236711)"))
-            .await?;
-        self.activity_lock_taken = true;
-        Ok(())
+    /// Inserts the activity `row` (its id aside) when the transaction is about to commit, and
+    /// publishes it, with its id, after the commit. No change may read it back before then.
+    pub fn insert_activity_at_commit(&mut self, row: activity::Model) {
+        self.deferred.activity(self.events.len(), row.clone());
+        // Given its id when it is inserted.
+        self.events.push(Event::Activity(Arc::new(row)));
+    }
+
+    /// Inserts the audit entry `row` when the transaction is about to commit.
+    pub fn insert_audit_at_commit(&mut self, row: audit_entry::ActiveModel) {
+        self.deferred.audit(row);
+    }
+
+    /// Inserts a new task `row`, its `tags` (distinct) and its search `text` when the
+    /// transaction is about to commit: only for a task no other change can know of before.
+    pub fn insert_new_task_at_commit(
+        &mut self,
+        row: task::Model,
+        tags: impl IntoIterator<Item = String>,
+        text: String,
+    ) {
+        self.deferred.task(row, tags, text);
+    }
+
+    /// Inserts the rows waiting for the commit.
+    async fn flush(&mut self) -> AppResult<()> {
+        self.deferred.flush(&self.txn, &mut self.events).await
     }
 
     /// Commits, then publishes the queued events in order.
     ///
     /// Both run in a task of their own: if the request is abandoned (a timeout, a dropped
     /// connection) while the commit is in flight, a committed change is still published.
-    pub async fn commit(self, bus: &EventBus) -> AppResult<()> {
+    pub async fn commit(mut self, bus: &EventBus) -> AppResult<()> {
         let bus = bus.clone();
-        let UnitOfWork { txn, events, .. } = self;
         tokio::spawn(async move {
+            self.flush().await?;
+            let UnitOfWork { txn, events, .. } = self;
             txn.commit().await?;
             for event in events {
                 bus.publish(event);
@@ -227,19 +279,22 @@ impl Writer {
     /// Like [`Writer::start`], observing into `wait` how long each change waited for its
     /// transaction to begin.
     pub fn start_timed(db: DatabaseConnection, bus: EventBus, wait: Histogram) -> Writer {
-        Self::start_hooked(db, bus, wait, None)
+        Self::start_hooked(db.clone(), db, bus, wait, None)
     }
 
-    /// Like [`Writer::start_timed`], running `hook` in every transaction before it commits.
+    /// Like [`Writer::start_timed`], writing through `writes` (see [`connect_writer`]) while
+    /// [`Writer::db`] gives `db` for reads, and running `hook` in every transaction before it
+    /// commits.
     pub fn start_hooked(
         db: DatabaseConnection,
+        writes: DatabaseConnection,
         bus: EventBus,
         wait: Histogram,
         hook: Option<Arc<dyn BeforeCommit>>,
     ) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let commits = Arc::default();
-        let looping = WriteLoop { db: db.clone(), bus, commits: Arc::clone(&commits), wait, hook };
+        let looping = WriteLoop { db: writes, bus, commits: Arc::clone(&commits), wait, hook };
         tokio::spawn(looping.run(queue));
         Writer { jobs, db, commits }
     }
@@ -336,11 +391,14 @@ impl WriteLoop {
         }
         for job in &mut jobs {
             if !job.isolated() {
-                let queued = outer.events.len();
+                let (queued, deferred) = (outer.events.len(), outer.deferred.mark());
                 match run_guarded(job.as_mut(), &mut outer).await {
                     Ran::Ok => {}
-                    // Refused before it wrote: nothing to undo but events it may have queued.
-                    Ran::Refused => outer.events.truncate(queued),
+                    // Refused before it wrote: nothing to undo but what it queued.
+                    Ran::Refused => {
+                        outer.events.truncate(queued);
+                        outer.deferred.truncate(deferred);
+                    }
                     Ran::Failed => {
                         tracing::error!("a change failed inside a batch; the batch is rolled back");
                         let _ = outer.txn.rollback().await;
@@ -357,11 +415,14 @@ impl WriteLoop {
                     continue;
                 }
             };
-            let mut uow = UnitOfWork { txn: savepoint, events: Vec::new(), activity_lock_taken: false };
+            let mut uow = UnitOfWork::over(savepoint);
             if run_guarded(job.as_mut(), &mut uow).await == Ran::Ok {
-                let UnitOfWork { txn, events: made, .. } = uow;
+                let UnitOfWork { txn, events: made, deferred } = uow;
                 match txn.commit().await {
-                    Ok(()) => outer.events.extend(made),
+                    Ok(()) => {
+                        outer.deferred.append(deferred, outer.events.len());
+                        outer.events.extend(made);
+                    }
                     Err(e) => tracing::error!(error = %e, "cannot release a savepoint"),
                 }
             } else {
@@ -371,21 +432,14 @@ impl WriteLoop {
         self.commit_and_answer(outer, jobs).await;
     }
 
-    /// Runs the hook, commits `outer`; counts the commit; publishes its events in order;
-    /// answers every caller (last: whoever sees an answer sees the count and the events already).
+    /// Inserts the waiting rows, runs the hook (and inserts what it left waiting), commits
+    /// `outer`; counts the commit; publishes its events in order; answers every caller (last:
+    /// whoever sees an answer sees the count and the events already).
     async fn commit_and_answer(&self, mut outer: UnitOfWork, jobs: Vec<Box<dyn Job>>) {
-        if let Some(hook) = &self.hook {
-            let ran = std::panic::AssertUnwindSafe(hook.before_commit(&mut outer)).catch_unwind().await;
-            let failed = match ran {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some("the work before commit panicked".to_owned()),
-            };
-            if let Some(why) = failed {
-                tracing::error!(error = %why, "the work before commit failed; the batch is rolled back");
-                let _ = outer.txn.rollback().await;
-                return fail_all(jobs, &why);
-            }
+        if let Err(why) = self.before_commit(&mut outer).await {
+            tracing::error!(error = %why, "the work before commit failed; the batch is rolled back");
+            let _ = outer.txn.rollback().await;
+            return fail_all(jobs, &why);
         }
         let UnitOfWork { txn, events, .. } = outer;
         let committed = match txn.commit().await {
@@ -401,6 +455,17 @@ impl WriteLoop {
         };
         for job in jobs {
             job.finish(committed.clone());
+        }
+    }
+
+    /// What every batch does once its changes ran: their waiting rows, then the hook.
+    async fn before_commit(&self, outer: &mut UnitOfWork) -> Result<(), String> {
+        outer.flush().await.map_err(|e| e.to_string())?;
+        let Some(hook) = &self.hook else { return Ok(()) };
+        match std::panic::AssertUnwindSafe(hook.before_commit(outer)).catch_unwind().await {
+            Ok(Ok(())) => outer.flush().await.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the work before commit panicked".to_owned()),
         }
     }
 }

@@ -368,7 +368,8 @@ impl App {
         let alerts = crate::alerts::Alerts::new(alert_settings(&config));
         alerts.try_reload(&db).await.map_err(|e| StartupError::Runtime(format!("reading alert rules: {e}")))?;
         let hook: Arc<dyn crate::db::BeforeCommit> = Arc::clone(&alerts) as _;
-        let writer = Writer::start_hooked(db.clone(), bus.clone(), metrics.db_write_wait.clone(), Some(hook));
+        let writes = crate::db::connect_writer(&config.database_url, &db).await?;
+        let writer = Writer::start_hooked(db.clone(), writes, bus.clone(), metrics.db_write_wait.clone(), Some(hook));
         tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), writer.clone(), stop.1.clone()));
         if let (Some(every), Some(dir)) = (config.backup_every, &config.backup_dir) {
             tokio::spawn(crate::backup::every(db.clone(), dir.clone(), every, config.backup_keep, stop.1.clone()));

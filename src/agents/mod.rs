@@ -343,7 +343,7 @@ impl AgentHub {
             .run(move |uow| {
                 Box::pin(async move {
                     for activity in activities {
-                        log_activity(uow, activity).await?;
+                        log_activity(uow, activity);
                     }
                     Ok(())
                 })

@@ -133,8 +133,9 @@ async fn log(writer: &Writer, actor: &Actor, activity: NewActivity, change: Chan
     writer
         .run(move |uow| {
             Box::pin(async move {
-                log_activity(uow, activity).await?;
-                audit::record(uow.txn(), &actor, change).await
+                log_activity(uow, activity);
+                audit::record(uow, &actor, change);
+                Ok(())
             })
         })
         .await
@@ -382,8 +383,7 @@ async fn insert_metrics(
         NewActivity::new(ActivityKind::Agent, &actor.name, "metrics_recorded")
             .target("agent", agent_id)
             .metadata(serde_json::json!({ "tokens": tokens, "cost": cost })),
-    )
-    .await?;
+    );
     let after = serde_json::json!({
         "sessionId": row.session_id,
         "tokens": tokens,
@@ -391,7 +391,7 @@ async fn insert_metrics(
         "runtimeSeconds": runtime_seconds,
         "tasksCompleted": tasks_completed,
     });
-    audit::record(uow.txn(), actor, Change::new("metrics.record").target("agent", agent_id).after(after)).await?;
+    audit::record(uow, actor, Change::new("metrics.record").target("agent", agent_id).after(after));
     Ok(row)
 }
 

@@ -111,13 +111,21 @@ impl Deliverer {
             tokio::select! {
                 _ = every.tick() => {}
                 event = events.recv() => match event {
-                    // A commit that may have queued deliveries (published after it committed).
-                    Ok(Event::Task(_) | Event::Activity(_) | Event::Notification(_)) => {}
+                    // A commit that may have queued deliveries (published after it committed):
+                    // only when a webhook is enabled. The tick finds any other due delivery.
+                    Ok(Event::Task(_) | Event::Activity(_) | Event::Notification(_))
+                        if !self.alerts.active().webhooks.is_empty() => {}
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 _ = shutdown.wait() => break,
             }
+            // One look at the outbox answers every event already waiting.
+            while !matches!(
+                events.try_recv(),
+                Err(tokio::sync::broadcast::error::TryRecvError::Empty
+                    | tokio::sync::broadcast::error::TryRecvError::Closed)
+            ) {}
             // Shutdown does not wait for a slow receiver: an attempt cut short keeps its lease,
             // which lapses, and is made again (with the same delivery id).
             tokio::select! {
@@ -326,7 +334,8 @@ async fn disable(uow: &mut crate::db::UnitOfWork, id: &str) -> AppResult<()> {
     let activity = NewActivity::new(ActivityKind::System, "system", "webhook_disabled")
         .target("webhook", id)
         .metadata(serde_json::json!({ "reason": "410 Gone" }));
-    log_activity(uow, activity).await.map(|_| ())
+    log_activity(uow, activity);
+    Ok(())
 }
 
 /// An error with its causes, as one line.

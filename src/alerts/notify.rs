@@ -78,7 +78,7 @@ pub async fn fire(uow: &mut UnitOfWork, rule: &alert_rule::Model, firing: Firing
     let activity = NewActivity::new(ActivityKind::System, "system", "alert_fired")
         .target("notification", &stored.id.to_string())
         .metadata(meta);
-    log_activity(uow, activity).await?;
+    log_activity(uow, activity);
     uow.publish_after_commit(Event::Notification(Arc::new(stored)));
     Ok(true)
 }

@@ -170,7 +170,7 @@ pub async fn create(writer: &Writer, alerts: &Alerts, actor: &Actor, spec: RuleS
                 .await?;
                 log_change(uow, &actor, "alert_rule_created", &row).await?;
                 let change = Change::new("alert_rule.create").target("alert_rule", &row.id).after(audited(&row));
-                audit::record(uow.txn(), &actor, change).await?;
+                audit::record(uow, &actor, change);
                 Ok(row)
             })
         })
@@ -206,7 +206,7 @@ pub async fn update(
                 log_change(uow, &actor, "alert_rule_updated", &row).await?;
                 let change =
                     Change::new("alert_rule.update").target("alert_rule", &id).diff(audited(&current), audited(&row));
-                audit::record(uow.txn(), &actor, change).await?;
+                audit::record(uow, &actor, change);
                 Ok(row)
             })
         })
@@ -225,7 +225,8 @@ pub async fn delete(writer: &Writer, alerts: &Alerts, actor: &Actor, id: &str) -
                 alert_rule::Entity::delete_by_id(&id).exec(uow.txn()).await?;
                 log_change(uow, &actor, "alert_rule_deleted", &current).await?;
                 let change = Change::new("alert_rule.delete").target("alert_rule", &id).before(audited(&current));
-                audit::record(uow.txn(), &actor, change).await
+                audit::record(uow, &actor, change);
+                Ok(())
             })
         })
         .await?;
@@ -242,7 +243,8 @@ async fn log_change(
     let meta = serde_json::json!({ "name": row.name, "kind": row.kind, "enabled": row.enabled });
     let activity =
         NewActivity::new(ActivityKind::System, &actor.name, action).target("alert_rule", &row.id).metadata(meta);
-    log_activity(uow, activity).await.map(|_| ())
+    log_activity(uow, activity);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -167,7 +167,7 @@ pub async fn create(writer: &Writer, alerts: &Alerts, actor: &Actor, spec: Webho
                 .await?;
                 log_change(uow, &actor, "webhook_created", &row).await?;
                 let change = Change::new("webhook.create").target("webhook", &row.id).after(audited(&row));
-                audit::record(uow.txn(), &actor, change).await?;
+                audit::record(uow, &actor, change);
                 Ok(row)
             })
         })
@@ -205,7 +205,7 @@ pub async fn update(
                 log_change(uow, &actor, "webhook_updated", &row).await?;
                 let change =
                     Change::new("webhook.update").target("webhook", &id).diff(audited(&current), audited(&row));
-                audit::record(uow.txn(), &actor, change).await?;
+                audit::record(uow, &actor, change);
                 Ok(row)
             })
         })
@@ -228,7 +228,8 @@ pub async fn delete(writer: &Writer, alerts: &Alerts, actor: &Actor, id: &str) -
                 webhook::Entity::delete_by_id(&id).exec(uow.txn()).await?;
                 log_change(uow, &actor, "webhook_deleted", &current).await?;
                 let change = Change::new("webhook.delete").target("webhook", &id).before(audited(&current));
-                audit::record(uow.txn(), &actor, change).await
+                audit::record(uow, &actor, change);
+                Ok(())
             })
         })
         .await?;
@@ -243,7 +244,8 @@ async fn log_change(uow: &mut UnitOfWork, actor: &Actor, action: &str, row: &web
     let meta = serde_json::json!({ "host": host, "events": events_of(row), "enabled": row.enabled });
     let activity =
         NewActivity::new(ActivityKind::System, &actor.name, action).target("webhook", &row.id).metadata(meta);
-    log_activity(uow, activity).await.map(|_| ())
+    log_activity(uow, activity);
+    Ok(())
 }
 
 /// The newest `first` deliveries of webhook `id`.

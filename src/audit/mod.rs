@@ -8,6 +8,7 @@ pub mod resolvers;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Select, Set};
 
 use crate::auth::Actor;
+use crate::db::UnitOfWork;
 use crate::entity::audit_entry;
 use crate::error::AppResult;
 use crate::time::now_millis;
@@ -62,8 +63,8 @@ pub fn diff(before: serde_json::Value, after: serde_json::Value) -> (serde_json:
     (Value::Object(pick(&old)), Value::Object(pick(&new)))
 }
 
-/// Writes the entry for `actor`'s `change` (in the caller's transaction, if `db` is one).
-pub async fn record(db: &impl ConnectionTrait, actor: &Actor, change: Change) -> AppResult<()> {
+/// The entry for `actor`'s `change`.
+fn entry(actor: &Actor, change: Change) -> audit_entry::ActiveModel {
     let (target_type, target_id) = change.target.unzip();
     audit_entry::ActiveModel {
         actor: Set(actor.name.clone()),
@@ -77,8 +78,17 @@ pub async fn record(db: &impl ConnectionTrait, actor: &Actor, change: Change) ->
         timestamp: Set(now_millis()),
         ..Default::default()
     }
-    .insert(db)
-    .await?;
+}
+
+/// Records `actor`'s `change` in the unit's transaction (the entry is inserted with the other
+/// rows of the batch, just before the commit).
+pub fn record(uow: &mut UnitOfWork, actor: &Actor, change: Change) {
+    uow.insert_audit_at_commit(entry(actor, change));
+}
+
+/// Writes the entry for `actor`'s `change` now, in `db` (a transaction outside the writer).
+pub async fn record_now(db: &impl ConnectionTrait, actor: &Actor, change: Change) -> AppResult<()> {
+    entry(actor, change).insert(db).await?;
     Ok(())
 }
 
@@ -142,20 +152,19 @@ pub async fn prune_forever(changes: crate::db::Writer, keep: std::time::Duration
 mod tests {
     use super::*;
     use crate::auth::ActorKind;
-    use crate::db::UnitOfWork;
 
     #[tokio::test]
     async fn an_entry_lives_and_dies_with_its_transaction() {
         let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
         let actor = Actor { name: "alice".into(), kind: ActorKind::User, client: Some("10.0.0.1".into()) };
-        let uow = UnitOfWork::begin(&db).await.unwrap();
-        record(uow.txn(), &actor, Change::new("task.create").target("task", "t1")).await.unwrap();
+        let mut uow = UnitOfWork::begin(&db).await.unwrap();
+        record(&mut uow, &actor, Change::new("task.create").target("task", "t1"));
         drop(uow); // rolled back
         assert_eq!(count(&db, &AuditFilter::default()).await.unwrap(), 0);
 
-        let uow = UnitOfWork::begin(&db).await.unwrap();
+        let mut uow = UnitOfWork::begin(&db).await.unwrap();
         let change = Change::new("task.update").target("task", "t1").before(serde_json::json!({"title": "a"}));
-        record(uow.txn(), &actor, change.after(serde_json::json!({"title": "b"}))).await.unwrap();
+        record(&mut uow, &actor, change.after(serde_json::json!({"title": "b"})));
         uow.commit(&crate::events::EventBus::default()).await.unwrap();
         let (rows, more) = list(&db, &AuditFilter::default(), 10, None).await.unwrap();
         assert!(!more);

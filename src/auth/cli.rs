@@ -44,7 +44,7 @@ pub async fn run(
                 let txn = db.begin().await?;
                 let row = users::create(&txn, username, hash, role).await?;
                 let change = Change::new("user.create").target("user", &row.id).after(users::audited(&row));
-                audit::record(&txn, &Actor::system(), change).await?;
+                audit::record_now(&txn, &Actor::system(), change).await?;
                 txn.commit().await?;
                 AppResult::Ok(row)
             };

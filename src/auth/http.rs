@@ -102,7 +102,8 @@ pub async fn login(
                 if let Some(id) = &account {
                     users::record_login(uow.txn(), id).await?;
                 }
-                audit::record(uow.txn(), &actor, change).await
+                audit::record(uow, &actor, change);
+                Ok(())
             })
         })
         .await?;
@@ -114,7 +115,12 @@ pub async fn login(
 async fn refused(changes: &Writer, who: Actor) -> AppError {
     tracing::warn!(client = who.client.as_deref().unwrap_or("-"), username = %who.name, "login failed");
     let audited = changes
-        .run(move |uow| Box::pin(async move { audit::record(uow.txn(), &who, Change::new("auth.login_failed")).await }))
+        .run(move |uow| {
+            Box::pin(async move {
+                audit::record(uow, &who, Change::new("auth.login_failed"));
+                Ok(())
+            })
+        })
         .await;
     if let Err(e) = audited {
         tracing::error!(error = %e, "cannot audit a failed login");
@@ -147,7 +153,8 @@ pub async fn logout(
         .run(move |uow| {
             Box::pin(async move {
                 directory.revoke(uow.txn(), &jti, expires_at).await?;
-                audit::record(uow.txn(), &actor, Change::new("auth.logout")).await
+                audit::record(uow, &actor, Change::new("auth.logout"));
+                Ok(())
             })
         })
         .await?;

@@ -183,8 +183,8 @@ where
                 let activity = NewActivity::new(ActivityKind::System, &actor.name, done.activity)
                     .target(kind, &id)
                     .metadata(serde_json::json!({ "name": done.name }));
-                log_activity(uow, activity).await?;
-                audit::record(uow.txn(), &actor, done.audit.target(kind, &id)).await?;
+                log_activity(uow, activity);
+                audit::record(uow, &actor, done.audit.target(kind, &id));
                 Ok(done.value)
             })
         })

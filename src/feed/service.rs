@@ -1,18 +1,15 @@
 //! Activity logging, listing, stats and replay.
 
-use std::sync::Arc;
-
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
 };
 
 use crate::db::UnitOfWork;
 use crate::entity::stored_enum;
 use crate::entity::{activity, agent_metric, task, task_run};
 use crate::error::{AppError, AppResult};
-use crate::events::Event;
 use crate::pagination;
 use crate::time::now_millis;
 
@@ -63,23 +60,20 @@ impl NewActivity {
     }
 }
 
-/// Inserts the activity row in the unit's transaction and queues its event for after commit.
-pub async fn log_activity(uow: &mut UnitOfWork, new: NewActivity) -> AppResult<activity::Model> {
-    uow.serialize_activity_ids().await?;
-    let row = activity::ActiveModel {
-        kind: Set(new.kind.as_str().to_owned()),
-        actor: Set(new.actor),
-        action: Set(new.action),
-        target_type: Set(new.target_type),
-        target_id: Set(new.target_id),
-        metadata: Set(new.metadata.map(|m| m.to_string())),
-        timestamp: Set(now_millis()),
-        ..Default::default()
-    }
-    .insert(uow.txn())
-    .await?;
-    uow.publish_after_commit(Event::Activity(Arc::new(row.clone())));
-    Ok(row)
+/// Logs the activity in the unit's transaction (its row is inserted with the other rows of the
+/// batch, just before the commit) and queues its event for after commit.
+pub fn log_activity(uow: &mut UnitOfWork, new: NewActivity) {
+    uow.insert_activity_at_commit(activity::Model {
+        // Given when the row is inserted.
+        id: 0,
+        kind: new.kind.as_str().to_owned(),
+        actor: new.actor,
+        action: new.action,
+        target_type: new.target_type,
+        target_id: new.target_id,
+        metadata: new.metadata.map(|m| m.to_string()),
+        timestamp: now_millis(),
+    });
 }
 
 /// Filters of `feed`.
@@ -230,4 +224,80 @@ pub async fn stats(db: &impl ConnectionTrait) -> AppResult<StoredStats> {
         recorded_tokens: totals.tokens.unwrap_or(0),
         recorded_cost: totals.cost.unwrap_or(0.0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Writer;
+    use crate::entity::audit_entry;
+    use crate::events::{Event, EventBus};
+    use futures_util::future::BoxFuture;
+
+    /// A change logging `n` activities and an audit entry, all inserted at commit; refused
+    /// after when `refuse`.
+    fn logging(
+        name: String,
+        n: usize,
+        refuse: bool,
+    ) -> impl for<'a> FnOnce(&'a mut UnitOfWork) -> BoxFuture<'a, AppResult<()>> + Send + 'static {
+        move |uow| {
+            Box::pin(async move {
+                for i in 0..n {
+                    let activity = NewActivity::new(ActivityKind::System, "t", &format!("{name}.{i}"));
+                    log_activity(uow, activity);
+                }
+                crate::audit::record(uow, &crate::auth::Actor::system(), crate::audit::Change::new("test.log"));
+                if refuse { Err(AppError::invalid("x", "refused")) } else { Ok(()) }
+            })
+        }
+    }
+
+    /// [`logging`], in a savepoint of its own, or in the shared transaction when `checked`.
+    async fn log(writer: &Writer, name: String, n: usize, refuse: bool, checked: bool) -> AppResult<()> {
+        if checked {
+            writer.run_checked(logging(name, n, refuse)).await
+        } else {
+            writer.run(logging(name, n, refuse)).await
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_inserted_at_commit_carry_their_ids_in_commit_order_and_leave_with_a_refused_change() {
+        let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
+        let bus = EventBus::default();
+        let mut events = bus.subscribe();
+        let writer = Writer::start(db.clone(), bus);
+        let changes = (0..40).map(|i| log(&writer, format!("c{i}"), 1 + i % 3, i % 7 == 3, i % 2 == 0));
+        let answers = futures_util::future::join_all(changes).await;
+        let refused: Vec<usize> = (0..40).filter(|i| i % 7 == 3).collect();
+        for (i, answer) in answers.iter().enumerate() {
+            assert_eq!(answer.is_err(), refused.contains(&i), "change {i}: {answer:?}");
+        }
+        assert!(writer.transactions() < 40, "the changes were batched");
+
+        let mut published = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::Activity(row) = event {
+                published.push((*row).clone());
+            }
+        }
+        let stored = activity::Entity::find().all(&db).await.unwrap();
+        assert_eq!(published, stored, "every event carries its stored row, id included, in id order");
+        let expected: usize = (0..40).filter(|i| !refused.contains(i)).map(|i| 1 + i % 3).sum();
+        assert_eq!(stored.len(), expected);
+        assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
+        // Each change's activities are together and in the order it logged them.
+        for row in &stored {
+            let (change, i) = row.action.split_once('.').unwrap();
+            let index: usize = change[1..].parse().unwrap();
+            assert!(!refused.contains(&index), "{} of a refused change is stored", row.action);
+            if i != "0" {
+                let before = stored.iter().position(|r| r.id == row.id).unwrap() - 1;
+                assert_eq!(stored[before].action, format!("{change}.{}", i.parse::<usize>().unwrap() - 1));
+            }
+        }
+        let audits = audit_entry::Entity::find().count(&db).await.unwrap();
+        assert_eq!(audits as usize, 40 - refused.len(), "one audit entry per acknowledged change");
+    }
 }

@@ -120,7 +120,7 @@ mod tests {
     async fn log(db: &DatabaseConnection, bus: &EventBus, kind: ActivityKind, n: usize) {
         for i in 0..n {
             let mut uow = UnitOfWork::begin(db).await.unwrap();
-            log_activity(&mut uow, NewActivity::new(kind, "tester", &format!("act{i}"))).await.unwrap();
+            log_activity(&mut uow, NewActivity::new(kind, "tester", &format!("act{i}")));
             uow.commit(bus).await.unwrap();
         }
     }

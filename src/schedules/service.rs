@@ -171,11 +171,10 @@ pub async fn create(writer: &Writer, actor: &Actor, spec: ScheduleSpec) -> AppRe
                 .await?;
                 log_change(uow, &actor, "schedule_created", &row).await?;
                 audit::record(
-                    uow.txn(),
+                    uow,
                     &actor,
                     Change::new("schedule.create").target("schedule", &row.id).after(audited(&row)),
-                )
-                .await?;
+                );
                 Ok(row)
             })
         })
@@ -188,9 +187,8 @@ async fn log_change(uow: &mut UnitOfWork, actor: &Actor, action: &str, row: &sch
     log_activity(
         uow,
         NewActivity::new(ActivityKind::System, &actor.name, action).target("schedule", &row.id).metadata(meta),
-    )
-    .await
-    .map(|_| ())
+    );
+    Ok(())
 }
 
 async fn existing(db: &impl ConnectionTrait, id: &str) -> AppResult<schedule::Model> {
@@ -224,7 +222,7 @@ pub async fn update(writer: &Writer, actor: &Actor, id: &str, spec: ScheduleSpec
                 log_change(uow, &actor, "schedule_updated", &row).await?;
                 let change =
                     Change::new("schedule.update").target("schedule", &id).diff(audited(&before), audited(&row));
-                audit::record(uow.txn(), &actor, change).await?;
+                audit::record(uow, &actor, change);
                 Ok(row)
             })
         })
@@ -245,11 +243,11 @@ pub async fn delete(writer: &Writer, actor: &Actor, id: &str) -> AppResult<()> {
                 schedule::Entity::delete_by_id(id.as_str()).exec(uow.txn()).await?;
                 log_change(uow, &actor, "schedule_deleted", &before).await?;
                 audit::record(
-                    uow.txn(),
+                    uow,
                     &actor,
                     Change::new("schedule.delete").target("schedule", &id).before(audited(&before)),
-                )
-                .await
+                );
+                Ok(())
             })
         })
         .await
@@ -328,8 +326,7 @@ async fn record(
     log_activity(
         uow,
         NewActivity::new(ActivityKind::System, "system", action).target("schedule", &schedule.id).metadata(meta),
-    )
-    .await?;
+    );
     Ok(row)
 }
 
@@ -388,7 +385,14 @@ impl Scheduler {
         let change = Change::new("schedule.run_now")
             .target("schedule", id)
             .after(serde_json::json!({ "runId": run.id, "status": run.status }));
-        self.writer.run(move |uow| Box::pin(async move { audit::record(uow.txn(), &actor, change).await })).await?;
+        self.writer
+            .run(move |uow| {
+                Box::pin(async move {
+                    audit::record(uow, &actor, change);
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(run)
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 
 use super::types::{TaskPriority, TaskStatus};
 use crate::audit::{self, Change};
@@ -78,11 +78,17 @@ async fn replace_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String])
     insert_tags(db, task_id, tags).await
 }
 
-/// Writes the tag rows of a task that has none.
-async fn insert_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String]) -> AppResult<()> {
+/// `tags` without repeats (a task's tag rows), sorted.
+fn distinct(tags: &[String]) -> Vec<&String> {
     let mut unique: Vec<&String> = tags.iter().collect();
     unique.sort();
     unique.dedup();
+    unique
+}
+
+/// Writes the tag rows of a task that has none.
+async fn insert_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String]) -> AppResult<()> {
+    let unique = distinct(tags);
     if !unique.is_empty() {
         task_tag::Entity::insert_many(
             unique
@@ -136,7 +142,19 @@ pub fn publish_updated(uow: &mut UnitOfWork, row: task::Model) {
 pub async fn create(writer: &Writer, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
     let actor = actor.clone();
     // Everything is checked before the first write: no savepoint needed.
-    writer.run_checked(move |uow| Box::pin(async move { insert_task(uow, &actor, input).await })).await
+    writer
+        .run_checked(move |uow| Box::pin(async move { insert_task(uow, &actor, input, Insert::AtCommit).await }))
+        .await
+}
+
+/// When a new task's rows are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Insert {
+    /// Now: the change goes on to write rows that refer to it.
+    Now,
+    /// With the other rows of the batch, just before the commit: nothing can refer to a task
+    /// whose id nobody has been told yet.
+    AtCommit,
 }
 
 /// The stored forms of a new task's checked fields.
@@ -168,45 +186,51 @@ pub fn check_new(input: &NewTask) -> AppResult<()> {
 
 /// Creates a task inside `uow` (for changes that create one as part of something larger).
 pub async fn create_in(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
-    insert_task(uow, actor, input).await
+    insert_task(uow, actor, input, Insert::Now).await
 }
 
 /// Checks every input before its first write (it runs without a savepoint of its own).
-async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask) -> AppResult<task::Model> {
+async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask, when: Insert) -> AppResult<task::Model> {
     let Checked { title, due, tags_text, metadata } = check(&input)?;
-    let tags = input.tags;
-
     let now = now_millis();
     let id = uuid::Uuid::now_v7().to_string();
-    let row = task::ActiveModel {
-        id: Set(id.clone()),
-        title: Set(title.clone()),
-        description: Set(input.description),
-        status: Set(input.status.unwrap_or(TaskStatus::Todo).as_str().to_owned()),
-        priority: Set(input.priority.unwrap_or(TaskPriority::Medium).rank()),
-        assigned_agent: Set(input.assigned_agent),
-        created_at: Set(now),
-        updated_at: Set(now),
-        due_date: Set(due),
-        due_sort: Set(due.unwrap_or(i64::MAX)),
-        tags: Set(tags_text),
-        metadata: Set(metadata),
-        comment_count: Set(0),
-        // No claim: the claim columns start null.
-        ..Default::default()
+    let row = task::Model {
+        id: id.clone(),
+        title: title.clone(),
+        description: input.description,
+        status: input.status.unwrap_or(TaskStatus::Todo).as_str().to_owned(),
+        priority: input.priority.unwrap_or(TaskPriority::Medium).rank(),
+        assigned_agent: input.assigned_agent,
+        created_at: now,
+        updated_at: now,
+        due_date: due,
+        due_sort: due.unwrap_or(i64::MAX),
+        tags: tags_text,
+        metadata,
+        comment_count: 0,
+        claimed_by: None,
+        claim_holder: None,
+        lease_seconds: None,
+        lease_expires_at: None,
+    };
+    match when {
+        Insert::Now => {
+            task::Entity::insert(row.clone().into_active_model()).exec_without_returning(uow.txn()).await?;
+            insert_tags(uow.txn(), &id, &input.tags).await?;
+            index_for_search(uow.txn(), &row).await?;
+        }
+        Insert::AtCommit => {
+            let text = migration::search_text(&row.title, row.description.as_deref());
+            uow.insert_new_task_at_commit(row.clone(), distinct(&input.tags).into_iter().cloned(), text);
+        }
     }
-    .insert(uow.txn())
-    .await?;
-    insert_tags(uow.txn(), &id, &tags).await?;
-    index_for_search(uow.txn(), &row).await?;
     log_activity(
         uow,
         NewActivity::new(ActivityKind::Task, &actor.name, "created")
             .target("task", &id)
             .metadata(serde_json::json!({ "title": title })),
-    )
-    .await?;
-    audit::record(uow.txn(), actor, Change::new("task.create").target("task", &id).after(audited(&row))).await?;
+    );
+    audit::record(uow, actor, Change::new("task.create").target("task", &id).after(audited(&row)));
     publish_task(uow, TaskEventKind::Created, &id, Some(row.clone()));
     Ok(row)
 }
@@ -277,10 +301,9 @@ async fn update_task(uow: &mut UnitOfWork, actor: &Actor, id: &str, input: TaskC
         meta["from"] = current.status.clone().into();
         meta["to"] = updated.status.clone().into();
     }
-    log_activity(uow, NewActivity::new(ActivityKind::Task, &actor.name, "updated").target("task", id).metadata(meta))
-        .await?;
+    log_activity(uow, NewActivity::new(ActivityKind::Task, &actor.name, "updated").target("task", id).metadata(meta));
     let change = Change::new("task.update").target("task", id).diff(audited(&current), audited(&updated));
-    audit::record(uow.txn(), actor, change).await?;
+    audit::record(uow, actor, change);
     publish_task(uow, TaskEventKind::Updated, id, Some(updated.clone()));
     Ok(updated)
 }
@@ -304,9 +327,8 @@ async fn delete_task(uow: &mut UnitOfWork, actor: &Actor, id: &str) -> AppResult
         NewActivity::new(ActivityKind::Task, &actor.name, "deleted")
             .target("task", id)
             .metadata(serde_json::json!({ "title": current.title })),
-    )
-    .await?;
-    audit::record(uow.txn(), actor, Change::new("task.delete").target("task", id).before(audited(&current))).await?;
+    );
+    audit::record(uow, actor, Change::new("task.delete").target("task", id).before(audited(&current)));
     publish_task(uow, TaskEventKind::Deleted, id, None);
     Ok(())
 }
@@ -367,10 +389,9 @@ pub async fn comment_in(
         NewActivity::new(ActivityKind::Comment, &actor.name, "commented")
             .target("task", task_id)
             .metadata(serde_json::json!({ "commentId": row.id, "author": author })),
-    )
-    .await?;
+    );
     let after = serde_json::json!({ "id": row.id, "author": row.author, "content": row.content });
-    audit::record(uow.txn(), actor, Change::new("comment.create").target("task", task_id).after(after)).await?;
+    audit::record(uow, actor, Change::new("comment.create").target("task", task_id).after(after));
     publish_task(uow, TaskEventKind::Updated, task_id, Some(parent));
     Ok(row)
 }

@@ -105,13 +105,12 @@ async fn claim_next(
                 NewActivity::new(ActivityKind::Task, &actor.name, "claimed").target("task", &row.id).metadata(
                     serde_json::json!({ "title": row.title, "leaseSeconds": lease, "from": candidate.status }),
                 ),
-            )
-            .await?;
+            );
             let change = Change::new("task.claim")
                 .target("task", &row.id)
                 .before(serde_json::json!({ "status": candidate.status }))
                 .after(serde_json::json!({ "status": row.status, "claimedBy": actor.name, "leaseSeconds": lease }));
-            audit::record(uow.txn(), actor, change).await?;
+            audit::record(uow, actor, change);
             commands::publish_updated(uow, row.clone());
             return Ok(Some(row));
         }
@@ -185,13 +184,12 @@ pub async fn complete(
                 log_activity(
                     uow,
                     NewActivity::new(ActivityKind::Task, &actor.name, "completed").target("task", &id).metadata(meta),
-                )
-                .await?;
+                );
                 let change = Change::new("task.complete")
                     .target("task", &id)
                     .before(serde_json::json!({ "status": before.status, "claimedBy": before.claimed_by }))
                     .after(serde_json::json!({ "status": row.status, "result": result }));
-                audit::record(uow.txn(), &actor, change).await?;
+                audit::record(uow, &actor, change);
                 commands::publish_updated(uow, row.clone());
                 Ok(row)
             })
@@ -213,13 +211,12 @@ pub async fn release(writer: &Writer, actor: &Actor, id: &str) -> AppResult<task
                 log_activity(
                     uow,
                     NewActivity::new(ActivityKind::Task, &actor.name, "released").target("task", &id).metadata(meta),
-                )
-                .await?;
+                );
                 let change = Change::new("task.release")
                     .target("task", &id)
                     .before(serde_json::json!({ "status": before.status, "claimedBy": before.claimed_by }))
                     .after(serde_json::json!({ "status": row.status }));
-                audit::record(uow.txn(), &actor, change).await?;
+                audit::record(uow, &actor, change);
                 commands::publish_updated(uow, row.clone());
                 Ok(row)
             })
@@ -296,13 +293,12 @@ pub async fn lapse_expired(writer: &Writer, now: i64) -> AppResult<usize> {
                     log_activity(
                         uow,
                         NewActivity::new(ActivityKind::Task, "system", "lease_lapsed").target("task", &row.id).metadata(meta),
-                    )
-                    .await?;
+                    );
                     let change = Change::new("task.lease_lapse")
                         .target("task", &row.id)
                         .before(serde_json::json!({ "status": row.status, "claimedBy": row.claimed_by }))
                         .after(serde_json::json!({ "status": updated.status }));
-                    audit::record(uow.txn(), &Actor::system(), change).await?;
+                    audit::record(uow, &Actor::system(), change);
                     commands::publish_updated(uow, updated);
                 }
                 Ok(lapsed)

@@ -168,8 +168,7 @@ async fn send_failed(
     log_activity(
         uow,
         NewActivity::new(ActivityKind::Task, &actor.name, "dispatch_failed").target("task", id).metadata(meta),
-    )
-    .await?;
+    );
     Ok(())
 }
 
@@ -198,13 +197,12 @@ async fn record(
     log_activity(
         uow,
         NewActivity::new(ActivityKind::Task, &actor.name, "dispatched").target("task", id).metadata(meta),
-    )
-    .await?;
+    );
     let change = Change::new("task.dispatch")
         .target("task", id)
         .before(serde_json::json!({ "status": before.status, "assignedAgent": before.assigned_agent }))
         .after(serde_json::json!({ "status": row.status, "assignedAgent": agent_id, "runId": run_id }));
-    audit::record(uow.txn(), actor, change).await?;
+    audit::record(uow, actor, change);
     commands::publish_updated(uow, row.clone());
     Ok(row)
 }
@@ -309,8 +307,7 @@ async fn end_run(uow: &mut UnitOfWork, run: &task_run::Model, outcome: &RunResul
         "from": before.status,
         "to": row.status,
     });
-    log_activity(uow, NewActivity::new(ActivityKind::Task, &agent.name, action).target("task", &row.id).metadata(meta))
-        .await?;
+    log_activity(uow, NewActivity::new(ActivityKind::Task, &agent.name, action).target("task", &row.id).metadata(meta));
     let change = Change::new("task.run_end")
         .target("task", &row.id)
         .before(serde_json::json!({ "status": before.status }))
@@ -320,7 +317,7 @@ async fn end_run(uow: &mut UnitOfWork, run: &task_run::Model, outcome: &RunResul
             "tokens": outcome.tokens,
             "cost": outcome.cost,
         }));
-    audit::record(uow.txn(), &agent, change).await?;
+    audit::record(uow, &agent, change);
     commands::publish_updated(uow, row);
     Ok(())
 }

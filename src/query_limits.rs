@@ -10,10 +10,13 @@
 //!    so fragments that spread each other twice cost linear time to measure, not exponential):
 //!    fields reached, root fields, depth, fragment chains, aliases, directives.
 //!
-//! Only then is the parsed document handed on, so nothing downstream parses it again.
+//! Only then is the parsed document handed on, so nothing downstream parses it again. A
+//! document that passed is kept by its text ([`Parsed`]): clients send the same few
+//! operations over and over, and the same text parses to the same document, with the same
+//! verdict.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest};
 use async_graphql::parser::types::{
@@ -63,9 +66,49 @@ impl Default for QueryLimits {
     }
 }
 
-impl ExtensionFactory for QueryLimits {
+/// The extension: the limits, and the documents that passed them.
+#[derive(Clone)]
+pub struct Checking {
+    limits: QueryLimits,
+    parsed: Arc<Parsed>,
+}
+
+impl Checking {
+    /// Checks every document against `limits`.
+    pub fn new(limits: QueryLimits) -> Self {
+        Checking { limits, parsed: Arc::default() }
+    }
+}
+
+impl ExtensionFactory for Checking {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(*self)
+        Arc::new(self.clone())
+    }
+}
+
+/// Most documents [`Parsed`] keeps (it starts over when full), and the longest text it keeps:
+/// a few MB at most, whatever clients send.
+const MAX_PARSED: usize = 256;
+const MAX_PARSED_TEXT: usize = 4 * 1024;
+
+/// Documents that passed the limits, by their text.
+#[derive(Default)]
+struct Parsed(Mutex<HashMap<String, Arc<ExecutableDocument>>>);
+
+impl Parsed {
+    fn get(&self, text: &str) -> Option<Arc<ExecutableDocument>> {
+        self.0.lock().ok()?.get(text).cloned()
+    }
+
+    fn put(&self, text: &str, doc: &ExecutableDocument) {
+        if text.len() > MAX_PARSED_TEXT {
+            return;
+        }
+        let Ok(mut docs) = self.0.lock() else { return };
+        if docs.len() >= MAX_PARSED {
+            docs.clear();
+        }
+        docs.insert(text.to_owned(), Arc::new(doc.clone()));
     }
 }
 
@@ -422,7 +465,7 @@ fn check_rights(ctx: &ExtensionContext<'_>, doc: &ExecutableDocument) -> ServerR
 pub(crate) struct OperationName(pub(crate) Option<String>);
 
 #[async_trait::async_trait]
-impl Extension for QueryLimits {
+impl Extension for Checking {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -430,10 +473,17 @@ impl Extension for QueryLimits {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         // Nothing upstream parses documents, so every request arrives here as text.
-        self.check_text(&request.query)?;
-        let doc = async_graphql::parser::parse_query(&request.query)
-            .map_err(|err| with_code(err.into(), ErrorCode::GraphqlParseFailed))?;
-        self.check_document(&doc)?;
+        let doc = match self.parsed.get(&request.query) {
+            Some(doc) => ExecutableDocument::clone(&doc),
+            None => {
+                self.limits.check_text(&request.query)?;
+                let doc = async_graphql::parser::parse_query(&request.query)
+                    .map_err(|err| with_code(err.into(), ErrorCode::GraphqlParseFailed))?;
+                self.limits.check_document(&doc)?;
+                self.parsed.put(&request.query, &doc);
+                doc
+            }
+        };
         request.set_parsed_query(doc);
         let name = OperationName(request.operation_name.clone());
         request = request.data(name);

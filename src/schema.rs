@@ -58,7 +58,7 @@ pub fn build_observed(
     metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .extension(limits)
+        .extension(crate::query_limits::Checking::new(limits))
         .extension(ErrorCodes { metrics })
 }
 

@@ -181,6 +181,27 @@ async fn each_role_runs_exactly_the_mutations_its_rights_allow() {
     assert_eq!(error_code(&through_fragment), "FORBIDDEN", "fragments do not hide a root field");
 }
 
+/// Documents that passed the limits are kept by their text and not parsed again; the rights
+/// check and the limits still hold for every request that sends one.
+#[tokio::test]
+async fn a_document_kept_from_an_earlier_request_is_still_checked_for_each_caller() {
+    let app = spawn_app().await;
+    let viewer = app.login_token(VIEWER_PASSWORD).await;
+    let create = "mutation { createTask(input: {title: \"kept\"}) { title } }";
+    for _ in 0..2 {
+        assert_eq!(app.ok(create, json!({})).await["createTask"]["title"], "kept");
+        let (_, refused) = app.graphql_as(Some(&viewer), create, json!({})).await;
+        assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    }
+    let (_, tasks) = app.graphql_as(Some(&viewer), "{ tasks { totalCount } }", json!({})).await;
+    assert_eq!(tasks["data"]["tasks"]["totalCount"], 2, "only the admin's two creates ran: {tasks}");
+    let deep = format!("{{ tasks {{ edges {{ node {{ {}id{} }} }} }} }}", "comments { ".repeat(12), " }".repeat(12));
+    for _ in 0..2 {
+        let (_, body) = app.graphql_as(Some(&app.token), &deep, json!({})).await;
+        assert_eq!(error_code(&body), "QUERY_TOO_DEEP", "{body}");
+    }
+}
+
 #[tokio::test]
 async fn the_last_enabled_admin_account_cannot_be_demoted() {
     let app = spawn_app().await;

@@ -85,6 +85,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         options.binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mission-control");
     }
     ensure_wrk()?;
+    // A build leaves gigabytes of dirty pages; written back during a workload, they slow every
+    // fsync of the server's database (a run right after a build measured createTask at half).
+    let _ = std::process::Command::new("sync").status();
     let this = measure("this build", &options.binary, &options).await?;
     let baseline = match &options.baseline {
         Some(path) => Some(measure("baseline", path, &options).await?),

@@ -168,7 +168,7 @@ pub async fn create(writer: &Writer, alerts: &Alerts, actor: &Actor, spec: RuleS
                 }
                 .insert(uow.txn())
                 .await?;
-                log_change(uow, &actor, "alert_rule_created", &row).await?;
+                log_change(uow, &actor, "alert_rule_created", &row);
                 let change = Change::new("alert_rule.create").target("alert_rule", &row.id).after(audited(&row));
                 audit::record(uow, &actor, change);
                 Ok(row)
@@ -203,7 +203,7 @@ pub async fn update(
                 row.enabled = Set(spec.enabled.unwrap_or(true));
                 row.updated_at = Set(now_millis());
                 let row = row.update(uow.txn()).await?;
-                log_change(uow, &actor, "alert_rule_updated", &row).await?;
+                log_change(uow, &actor, "alert_rule_updated", &row);
                 let change =
                     Change::new("alert_rule.update").target("alert_rule", &id).diff(audited(&current), audited(&row));
                 audit::record(uow, &actor, change);
@@ -223,7 +223,7 @@ pub async fn delete(writer: &Writer, alerts: &Alerts, actor: &Actor, id: &str) -
             Box::pin(async move {
                 let current = existing(uow.txn(), &id).await?;
                 alert_rule::Entity::delete_by_id(&id).exec(uow.txn()).await?;
-                log_change(uow, &actor, "alert_rule_deleted", &current).await?;
+                log_change(uow, &actor, "alert_rule_deleted", &current);
                 let change = Change::new("alert_rule.delete").target("alert_rule", &id).before(audited(&current));
                 audit::record(uow, &actor, change);
                 Ok(())
@@ -234,17 +234,11 @@ pub async fn delete(writer: &Writer, alerts: &Alerts, actor: &Actor, id: &str) -
     Ok(())
 }
 
-async fn log_change(
-    uow: &mut crate::db::UnitOfWork,
-    actor: &Actor,
-    action: &str,
-    row: &alert_rule::Model,
-) -> AppResult<()> {
+fn log_change(uow: &mut crate::db::UnitOfWork, actor: &Actor, action: &str, row: &alert_rule::Model) {
     let meta = serde_json::json!({ "name": row.name, "kind": row.kind, "enabled": row.enabled });
     let activity =
         NewActivity::new(ActivityKind::System, &actor.name, action).target("alert_rule", &row.id).metadata(meta);
     log_activity(uow, activity);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ pub async fn create(writer: &Writer, alerts: &Alerts, actor: &Actor, spec: Webho
                 }
                 .insert(uow.txn())
                 .await?;
-                log_change(uow, &actor, "webhook_created", &row).await?;
+                log_change(uow, &actor, "webhook_created", &row);
                 let change = Change::new("webhook.create").target("webhook", &row.id).after(audited(&row));
                 audit::record(uow, &actor, change);
                 Ok(row)
@@ -202,7 +202,7 @@ pub async fn update(
                 }
                 row.updated_at = Set(now_millis());
                 let row = row.update(uow.txn()).await?;
-                log_change(uow, &actor, "webhook_updated", &row).await?;
+                log_change(uow, &actor, "webhook_updated", &row);
                 let change =
                     Change::new("webhook.update").target("webhook", &id).diff(audited(&current), audited(&row));
                 audit::record(uow, &actor, change);
@@ -226,7 +226,7 @@ pub async fn delete(writer: &Writer, alerts: &Alerts, actor: &Actor, id: &str) -
                     .exec(uow.txn())
                     .await?;
                 webhook::Entity::delete_by_id(&id).exec(uow.txn()).await?;
-                log_change(uow, &actor, "webhook_deleted", &current).await?;
+                log_change(uow, &actor, "webhook_deleted", &current);
                 let change = Change::new("webhook.delete").target("webhook", &id).before(audited(&current));
                 audit::record(uow, &actor, change);
                 Ok(())
@@ -237,7 +237,7 @@ pub async fn delete(writer: &Writer, alerts: &Alerts, actor: &Actor, id: &str) -
     Ok(())
 }
 
-async fn log_change(uow: &mut UnitOfWork, actor: &Actor, action: &str, row: &webhook::Model) -> AppResult<()> {
+fn log_change(uow: &mut UnitOfWork, actor: &Actor, action: &str, row: &webhook::Model) {
     // The feed is for everyone; a URL may carry a token. Its host only (the audit log, for
     // admins, has the whole URL).
     let host = reqwest::Url::parse(&row.url).ok().and_then(|u| u.host_str().map(str::to_owned));
@@ -245,7 +245,6 @@ async fn log_change(uow: &mut UnitOfWork, actor: &Actor, action: &str, row: &web
     let activity =
         NewActivity::new(ActivityKind::System, &actor.name, action).target("webhook", &row.id).metadata(meta);
     log_activity(uow, activity);
-    Ok(())
 }
 
 /// The newest `first` deliveries of webhook `id`.

@@ -169,7 +169,7 @@ pub async fn create(writer: &Writer, actor: &Actor, spec: ScheduleSpec) -> AppRe
                 }
                 .insert(uow.txn())
                 .await?;
-                log_change(uow, &actor, "schedule_created", &row).await?;
+                log_change(uow, &actor, "schedule_created", &row);
                 audit::record(
                     uow,
                     &actor,
@@ -181,14 +181,13 @@ pub async fn create(writer: &Writer, actor: &Actor, spec: ScheduleSpec) -> AppRe
         .await
 }
 
-async fn log_change(uow: &mut UnitOfWork, actor: &Actor, action: &str, row: &schedule::Model) -> AppResult<()> {
+fn log_change(uow: &mut UnitOfWork, actor: &Actor, action: &str, row: &schedule::Model) {
     let meta =
         serde_json::json!({ "name": row.name, "cron": row.cron, "timezone": row.timezone, "enabled": row.enabled });
     log_activity(
         uow,
         NewActivity::new(ActivityKind::System, &actor.name, action).target("schedule", &row.id).metadata(meta),
     );
-    Ok(())
 }
 
 async fn existing(db: &impl ConnectionTrait, id: &str) -> AppResult<schedule::Model> {
@@ -219,7 +218,7 @@ pub async fn update(writer: &Writer, actor: &Actor, id: &str, spec: ScheduleSpec
                 row.next_run_at = Set(next);
                 row.updated_at = Set(now);
                 let row = row.update(uow.txn()).await?;
-                log_change(uow, &actor, "schedule_updated", &row).await?;
+                log_change(uow, &actor, "schedule_updated", &row);
                 let change =
                     Change::new("schedule.update").target("schedule", &id).diff(audited(&before), audited(&row));
                 audit::record(uow, &actor, change);
@@ -241,7 +240,7 @@ pub async fn delete(writer: &Writer, actor: &Actor, id: &str) -> AppResult<()> {
                     .exec(uow.txn())
                     .await?;
                 schedule::Entity::delete_by_id(id.as_str()).exec(uow.txn()).await?;
-                log_change(uow, &actor, "schedule_deleted", &before).await?;
+                log_change(uow, &actor, "schedule_deleted", &before);
                 audit::record(
                     uow,
                     &actor,

@@ -29,7 +29,7 @@ use futures_util::future::BoxFuture;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::entity::{activity, audit_entry, task};
+use crate::entity::{activity, audit_entry, task, task_search, task_tag};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventBus};
 use deferred::Deferred;
@@ -132,8 +132,8 @@ impl UnitOfWork {
     /// Inserts the activity `row` (its id aside) when the transaction is about to commit, and
     /// publishes it, with its id, after the commit. No change may read it back before then.
     pub fn insert_activity_at_commit(&mut self, row: activity::Model) {
-        self.deferred.activity(self.events.len(), row.clone());
-        // Given its id when it is inserted.
+        // The event carries the row; it is given its id when the row is inserted.
+        self.deferred.activity(self.events.len());
         self.events.push(Event::Activity(Arc::new(row)));
     }
 
@@ -142,15 +142,15 @@ impl UnitOfWork {
         self.deferred.audit(row);
     }
 
-    /// Inserts a new task `row`, its `tags` (distinct) and its search `text` when the
-    /// transaction is about to commit: only for a task no other change can know of before.
+    /// Inserts a new task `row`, its `tags` rows and its `search` entry when the transaction
+    /// is about to commit: only for a task no other change can know of before.
     pub fn insert_new_task_at_commit(
         &mut self,
         row: task::Model,
-        tags: impl IntoIterator<Item = String>,
-        text: String,
+        tags: Vec<task_tag::ActiveModel>,
+        search: task_search::ActiveModel,
     ) {
-        self.deferred.task(row, tags, text);
+        self.deferred.task(row, tags, search);
     }
 
     /// Inserts the rows waiting for the commit.

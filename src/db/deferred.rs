@@ -30,9 +30,9 @@ pub(crate) struct Deferred {
     tasks: Vec<task::ActiveModel>,
     tags: Vec<task_tag::ActiveModel>,
     search: Vec<task_search::ActiveModel>,
-    /// Each activity with the index of its event among the unit's events: the event carries
-    /// the row, whose id is known only once it is inserted.
-    activities: Vec<(usize, activity::Model)>,
+    /// The index among the unit's events of each activity's event: the event carries the row,
+    /// whose id is known only once it is inserted.
+    activities: Vec<usize>,
     audits: Vec<audit_entry::ActiveModel>,
 }
 
@@ -41,22 +41,22 @@ pub(crate) struct Deferred {
 pub(crate) struct Mark([usize; 5]);
 
 impl Deferred {
-    pub(crate) fn task(&mut self, row: task::Model, tags: impl IntoIterator<Item = String>, text: String) {
-        let id = row.id.clone();
-        self.tags.extend(
-            tags.into_iter()
-                .map(|tag| task_tag::ActiveModel { task_id: ActiveValue::Set(id.clone()), tag: ActiveValue::Set(tag) }),
-        );
-        self.search.push(task_search::ActiveModel { task_id: ActiveValue::Set(id), text: ActiveValue::Set(text) });
+    pub(crate) fn task(
+        &mut self,
+        row: task::Model,
+        tags: Vec<task_tag::ActiveModel>,
+        search: task_search::ActiveModel,
+    ) {
         self.tasks.push(row.into_active_model());
+        self.tags.extend(tags);
+        self.search.push(search);
     }
 
-    pub(crate) fn activity(&mut self, event_index: usize, row: activity::Model) {
-        self.activities.push((event_index, row));
+    pub(crate) fn activity(&mut self, event_index: usize) {
+        self.activities.push(event_index);
     }
 
-    pub(crate) fn audit(&mut self, mut row: audit_entry::ActiveModel) {
-        row.id = ActiveValue::NotSet;
+    pub(crate) fn audit(&mut self, row: audit_entry::ActiveModel) {
         self.audits.push(row);
     }
 
@@ -78,7 +78,7 @@ impl Deferred {
         self.tasks.extend(other.tasks);
         self.tags.extend(other.tags);
         self.search.extend(other.search);
-        self.activities.extend(other.activities.into_iter().map(|(i, row)| (i + event_offset, row)));
+        self.activities.extend(other.activities.into_iter().map(|i| i + event_offset));
         self.audits.extend(other.audits);
     }
 
@@ -87,7 +87,13 @@ impl Deferred {
         insert_all(txn, std::mem::take(&mut self.tasks)).await?;
         insert_all(txn, std::mem::take(&mut self.tags)).await?;
         insert_all(txn, std::mem::take(&mut self.search)).await?;
-        let activities = std::mem::take(&mut self.activities);
+        let activities: Vec<(usize, activity::Model)> = std::mem::take(&mut self.activities)
+            .into_iter()
+            .filter_map(|index| match &events[index] {
+                Event::Activity(row) => Some((index, activity::Model::clone(row))),
+                _ => None,
+            })
+            .collect();
         if !activities.is_empty() {
             serialize_activity_ids(txn).await?;
         }

@@ -78,34 +78,35 @@ async fn replace_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String])
     insert_tags(db, task_id, tags).await
 }
 
-/// `tags` without repeats (a task's tag rows), sorted.
-fn distinct(tags: &[String]) -> Vec<&String> {
+/// The tag rows of task `task_id`: one per distinct tag.
+fn tag_rows(task_id: &str, tags: &[String]) -> Vec<task_tag::ActiveModel> {
     let mut unique: Vec<&String> = tags.iter().collect();
     unique.sort();
     unique.dedup();
     unique
+        .into_iter()
+        .map(|tag| task_tag::ActiveModel { task_id: Set(task_id.to_owned()), tag: Set(tag.clone()) })
+        .collect()
 }
 
 /// Writes the tag rows of a task that has none.
 async fn insert_tags(db: &impl ConnectionTrait, task_id: &str, tags: &[String]) -> AppResult<()> {
-    let unique = distinct(tags);
-    if !unique.is_empty() {
-        task_tag::Entity::insert_many(
-            unique
-                .into_iter()
-                .map(|tag| task_tag::ActiveModel { task_id: Set(task_id.to_owned()), tag: Set(tag.clone()) }),
-        )
-        .exec(db)
-        .await?;
+    let rows = tag_rows(task_id, tags);
+    if !rows.is_empty() {
+        task_tag::Entity::insert_many(rows).exec(db).await?;
     }
     Ok(())
 }
 
-/// Writes the task's search text (its title and description, folded) for the search index.
-async fn index_for_search(db: &impl ConnectionTrait, row: &task::Model) -> AppResult<()> {
+/// The task's entry in the search index: its title and description, folded.
+fn search_entry(row: &task::Model) -> task_search::ActiveModel {
     let text = migration::search_text(&row.title, row.description.as_deref());
-    let entry = task_search::ActiveModel { task_id: Set(row.id.clone()), text: Set(text) };
-    task_search::Entity::insert(entry)
+    task_search::ActiveModel { task_id: Set(row.id.clone()), text: Set(text) }
+}
+
+/// Writes (or rewrites) the task's entry in the search index.
+async fn index_for_search(db: &impl ConnectionTrait, row: &task::Model) -> AppResult<()> {
+    task_search::Entity::insert(search_entry(row))
         .on_conflict(
             OnConflict::column(task_search::Column::TaskId).update_column(task_search::Column::Text).to_owned(),
         )
@@ -220,8 +221,7 @@ async fn insert_task(uow: &mut UnitOfWork, actor: &Actor, input: NewTask, when: 
             index_for_search(uow.txn(), &row).await?;
         }
         Insert::AtCommit => {
-            let text = migration::search_text(&row.title, row.description.as_deref());
-            uow.insert_new_task_at_commit(row.clone(), distinct(&input.tags).into_iter().cloned(), text);
+            uow.insert_new_task_at_commit(row.clone(), tag_rows(&id, &input.tags), search_entry(&row));
         }
     }
     log_activity(

@@ -65,9 +65,21 @@ pub struct Limits {
     pub ws_max_init_message: usize,
 }
 
-/// What every handler shares.
+/// What every handler shares. Cloning it (every extractor and middleware does, per request)
+/// copies one pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppFields>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppFields;
+
+    fn deref(&self) -> &AppFields {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct AppFields {
     pub schema: AppSchema,
     pub db: DatabaseConnection,
     /// Every change goes through it.
@@ -368,7 +380,7 @@ impl App {
         let alerts = crate::alerts::Alerts::new(alert_settings(&config));
         alerts.try_reload(&db).await.map_err(|e| StartupError::Runtime(format!("reading alert rules: {e}")))?;
         let hook: Arc<dyn crate::db::BeforeCommit> = Arc::clone(&alerts) as _;
-        let writes = crate::db::connect_writer(&config.database_url, &db).await?;
+        let writes = crate::db::connect_writer(&config.database_url).await?;
         let writer = Writer::start_hooked(db.clone(), writes, bus.clone(), metrics.db_write_wait.clone(), Some(hook));
         tokio::spawn(refresh_accounts(Arc::clone(&auth.directory), writer.clone(), stop.1.clone()));
         if let (Some(every), Some(dir)) = (config.backup_every, &config.backup_dir) {
@@ -404,7 +416,7 @@ impl App {
         let schema = schema(&config, shared);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
-        let state = AppState {
+        let state = AppState(Arc::new(AppFields {
             schema,
             db,
             writer,
@@ -425,7 +437,7 @@ impl App {
             stopping: stop.1.clone(),
             sockets: shutdown::Tasks::default(),
             page: crate::page::Page::new(config.web_dir.clone()),
-        };
+        }));
         Ok(App {
             listener,
             state,

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use futures_util::FutureExt;
@@ -41,15 +41,15 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     Ok(db)
 }
 
-/// The writer's own connection to the database `reads` is a pool of (see [`connect`], which
-/// must have run first): no read waits for it, and on SQLite its page cache stays valid from
-/// one batch to the next (a connection that another one wrote behind rereads its pages). An
-/// in-memory database is private to its pool, so there the writer shares `reads`.
-pub async fn connect_writer(url: &str, reads: &DatabaseConnection) -> Result<DatabaseConnection, sea_orm::DbErr> {
+/// The writer's own connection to the database at `url` (see [`connect`], which must have run
+/// first): no read waits for it, and on SQLite its page cache stays valid from one batch to the
+/// next (a connection that another one wrote behind rereads its pages). `None` for an
+/// in-memory database, which is private to its pool: there the writer shares the reads' pool.
+pub async fn connect_writer(url: &str) -> Result<Option<DatabaseConnection>, sea_orm::DbErr> {
     if url.contains(":memory:") || url.contains("mode=memory") {
-        return Ok(reads.clone());
+        return Ok(None);
     }
-    Database::connect(options(url, 1, Role::Writes)).await
+    Database::connect(options(url, 1, Role::Writes)).await.map(Some)
 }
 
 /// What a pool of connections is for.
@@ -65,6 +65,9 @@ fn options(url: &str, max_connections: u32, role: Role) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections.max(1))
+        // A pooled SQLite connection is a file handle that cannot go stale: pinging it before
+        // each use was a round trip to its worker thread (a server's connection can be dropped).
+        .test_before_acquire(!url.starts_with("sqlite:"))
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
@@ -185,10 +188,19 @@ impl UnitOfWork {
 pub trait BeforeCommit: Send + Sync + 'static {
     /// Runs inside `uow`'s transaction once every change of it ran.
     fn before_commit<'a>(&'a self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, AppResult<()>>;
+
+    /// False when [`BeforeCommit::before_commit`] would do nothing now, whatever the changes
+    /// (the batch then skips it, and writes its waiting rows with its `COMMIT`).
+    fn has_work(&self) -> bool {
+        true
+    }
 }
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 64;
+/// How long a chained transaction waits for a change before it ends (and frees SQLite's write
+/// lock for other processes).
+const CHAIN_IDLE: Duration = Duration::from_millis(2);
 /// Changes that may wait for the writer before callers wait to hand theirs over.
 const QUEUE: usize = 1024;
 
@@ -279,22 +291,25 @@ impl Writer {
     /// Like [`Writer::start`], observing into `wait` how long each change waited for its
     /// transaction to begin.
     pub fn start_timed(db: DatabaseConnection, bus: EventBus, wait: Histogram) -> Writer {
-        Self::start_hooked(db.clone(), db, bus, wait, None)
+        Self::start_hooked(db, None, bus, wait, None)
     }
 
-    /// Like [`Writer::start_timed`], writing through `writes` (see [`connect_writer`]) while
-    /// [`Writer::db`] gives `db` for reads, and running `hook` in every transaction before it
-    /// commits.
+    /// Like [`Writer::start_timed`], writing through `writes` (see [`connect_writer`]; `None`:
+    /// through `db`) while [`Writer::db`] gives `db` for reads, and running `hook` in every
+    /// transaction before it commits.
     pub fn start_hooked(
         db: DatabaseConnection,
-        writes: DatabaseConnection,
+        writes: Option<DatabaseConnection>,
         bus: EventBus,
         wait: Histogram,
         hook: Option<Arc<dyn BeforeCommit>>,
     ) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let commits = Arc::default();
-        let looping = WriteLoop { db: writes, bus, commits: Arc::clone(&commits), wait, hook };
+        // Chaining keeps the connection from batch to batch: only one nobody else waits for.
+        let chain = writes.as_ref().is_some_and(|w| w.get_database_backend() == DbBackend::Sqlite);
+        let writes = writes.unwrap_or_else(|| db.clone());
+        let looping = WriteLoop { db: writes, chain, bus, commits: Arc::clone(&commits), wait, hook };
         tokio::spawn(looping.run(queue));
         Writer { jobs, db, commits }
     }
@@ -350,6 +365,8 @@ impl Writer {
 /// The writer's task: what it needs to commit batches.
 struct WriteLoop {
     db: DatabaseConnection,
+    /// Whether a batch that finds more changes waiting chains into the next ([`Chain`]).
+    chain: bool,
     bus: EventBus,
     commits: Arc<AtomicU64>,
     wait: Histogram,
@@ -359,25 +376,55 @@ struct WriteLoop {
 impl WriteLoop {
     async fn run(self, mut queue: mpsc::Receiver<Box<dyn Job>>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut begun: Option<Chain> = None;
+        loop {
+            let waiting = match begun.take() {
+                Some(chained) if queue.is_empty() => {
+                    match tokio::time::timeout(CHAIN_IDLE, queue.recv_many(&mut batch, MAX_BATCH)).await {
+                        Ok(n) => {
+                            begun = Some(chained);
+                            n
+                        }
+                        Err(_) => {
+                            chained.end().await;
+                            queue.recv_many(&mut batch, MAX_BATCH).await
+                        }
+                    }
+                }
+                chained => {
+                    begun = chained;
+                    queue.recv_many(&mut batch, MAX_BATCH).await
+                }
+            };
+            if waiting == 0 {
+                break;
+            }
             let now = std::time::Instant::now();
             for job in &batch {
                 self.wait.observe(now.saturating_duration_since(job.queued_at()).as_secs_f64());
             }
-            self.commit_batch(std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH))).await;
+            let jobs = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+            begun = self.commit_batch(jobs, begun.take()).await;
+        }
+        if let Some(chained) = begun {
+            chained.end().await;
         }
     }
 
-    /// Runs `jobs` in one transaction, each in a savepoint when there are several (see
-    /// [`Writer::run_checked`] for the changes that need none); then [`Self::commit_and_answer`].
-    async fn commit_batch(&self, mut jobs: Vec<Box<dyn Job>>) {
-        let mut outer = match UnitOfWork::begin(&self.db).await {
-            Ok(uow) => uow,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open the write transaction");
-                fail_all(jobs, &e.to_string());
-                return;
-            }
+    /// Runs `jobs` in one transaction (`begun`, or a new one), each in a savepoint when there
+    /// are several (see [`Writer::run_checked`] for the changes that need none); then
+    /// [`Self::commit_and_answer`]. Gives back the next batch's transaction if it began it.
+    async fn commit_batch(&self, mut jobs: Vec<Box<dyn Job>>, begun: Option<Chain>) -> Option<Chain> {
+        let mut outer = match begun {
+            Some(Chain(txn)) => UnitOfWork::over(txn),
+            None => match UnitOfWork::begin(&self.db).await {
+                Ok(uow) => uow,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the write transaction");
+                    fail_all(jobs, &e.to_string());
+                    return None;
+                }
+            },
         };
         if jobs.len() == 1 {
             // Alone, a change needs no savepoint: the transaction is its own.
@@ -387,7 +434,7 @@ impl WriteLoop {
             // Its own outcome (a refusal) is its answer; nothing was committed for it to wait on.
             let _ = outer.txn.rollback().await;
             jobs.into_iter().for_each(|job| job.finish(Ok(())));
-            return;
+            return None;
         }
         for job in &mut jobs {
             if !job.isolated() {
@@ -403,7 +450,7 @@ impl WriteLoop {
                         tracing::error!("a change failed inside a batch; the batch is rolled back");
                         let _ = outer.txn.rollback().await;
                         fail_all(jobs, "another change of the same transaction failed");
-                        return;
+                        return None;
                     }
                 }
                 continue;
@@ -429,30 +476,57 @@ impl WriteLoop {
                 let _ = uow.txn.rollback().await;
             }
         }
-        self.commit_and_answer(outer, jobs).await;
+        self.commit_and_answer(outer, jobs).await
     }
 
     /// Inserts the waiting rows, runs the hook (and inserts what it left waiting), commits
     /// `outer`; counts the commit; publishes its events in order; answers every caller (last:
     /// whoever sees an answer sees the count and the events already).
-    async fn commit_and_answer(&self, mut outer: UnitOfWork, jobs: Vec<Box<dyn Job>>) {
-        if let Err(why) = self.before_commit(&mut outer).await {
-            tracing::error!(error = %why, "the work before commit failed; the batch is rolled back");
-            let _ = outer.txn.rollback().await;
-            return fail_all(jobs, &why);
+    ///
+    /// Where the writer has a SQLite connection of its own, it chains: the rows go in the same
+    /// query as the `COMMIT`, and the next transaction begins while the callers are answered,
+    /// on the connection it keeps (for [`CHAIN_IDLE`] if no change comes). Under load a batch
+    /// is then one round trip to SQLite's worker thread (rows + `COMMIT`) and a `BEGIN` beside
+    /// the answers, where taking the connection from its pool and giving it back cost three
+    /// more (the pool pings a connection it is given back), each a thread wake-up.
+    async fn commit_and_answer(&self, mut outer: UnitOfWork, jobs: Vec<Box<dyn Job>>) -> Option<Chain> {
+        let hooked = self.hook.as_ref().is_some_and(|hook| hook.has_work());
+        let chained = self.chain;
+        if hooked || !chained {
+            if let Err(why) = self.before_commit(&mut outer).await {
+                tracing::error!(error = %why, "the work before commit failed; the batch is rolled back");
+                let _ = outer.txn.rollback().await;
+                fail_all(jobs, &why);
+                return None;
+            }
         }
-        let UnitOfWork { txn, events, .. } = outer;
-        let committed = match txn.commit().await {
+        if !chained {
+            let UnitOfWork { txn, events, .. } = outer;
+            let committed = txn.commit().await.map_err(|e| e.to_string());
+            self.answer(committed, events, jobs);
+            return None;
+        }
+        let UnitOfWork { txn, mut events, mut deferred } = outer;
+        if let Err(e) = deferred.flush_and_commit(&txn, &mut events).await {
+            Chain(txn).release().await;
+            self.answer(Err(e.to_string()), events, jobs);
+            return None;
+        }
+        // The next transaction begins on the worker thread while this batch is answered.
+        let (next, ()) =
+            futures_util::join!(Chain::begin_after_commit(txn), async { self.answer(Ok(()), events, jobs) });
+        next
+    }
+
+    /// After the commit (or its failure): counts it, publishes, answers.
+    fn answer(&self, committed: Result<(), String>, events: Vec<Event>, jobs: Vec<Box<dyn Job>>) {
+        match &committed {
             Ok(()) => {
                 self.commits.fetch_add(1, Ordering::SeqCst);
                 events.into_iter().for_each(|event| self.bus.publish(event));
-                Ok(())
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot commit a batch of changes");
-                Err(e.to_string())
-            }
-        };
+            Err(why) => tracing::error!(error = %why, "cannot commit a batch of changes"),
+        }
         for job in jobs {
             job.finish(committed.clone());
         }
@@ -467,6 +541,46 @@ impl WriteLoop {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("the work before commit panicked".to_owned()),
         }
+    }
+}
+
+/// A SQLite transaction the writer began for its next batch, on the connection it kept.
+///
+/// A chained batch commits with a `COMMIT` sent as SQL, which the transaction object does not
+/// see: it still counts itself open, and is kept in step by beginning the next transaction the
+/// same way. A chain ends with [`Chain::end`] (nothing was written since it began) or, after a
+/// failure, [`Chain::release`]: either gives the connection back to its pool only with SQLite
+/// and the object in step.
+struct Chain(DatabaseTransaction);
+
+impl Chain {
+    /// Begins the next transaction on `txn`, whose `COMMIT` went as SQL.
+    async fn begin_after_commit(txn: DatabaseTransaction) -> Option<Chain> {
+        match txn.execute_unprepared("BEGIN IMMEDIATE").await {
+            Ok(_) => Some(Chain(txn)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot begin the next write transaction at once");
+                Chain(txn).release().await;
+                None
+            }
+        }
+    }
+
+    /// Ends a chain no change has written in yet.
+    async fn end(self) {
+        if let Err(e) = self.0.commit().await {
+            tracing::warn!(error = %e, "cannot end an unused write transaction");
+        }
+    }
+
+    /// Ends whatever is open (nothing of it was acknowledged), then hands the connection back.
+    async fn release(self) {
+        let Chain(txn) = self;
+        // An open transaction is rolled back (without one, this fails, and that is fine). Then
+        // one is opened (deferred: it takes no lock, so it does not wait) for the object to end.
+        let _ = txn.execute_unprepared("ROLLBACK").await;
+        let _ = txn.execute_unprepared("BEGIN").await;
+        let _ = txn.rollback().await;
     }
 }
 
@@ -583,5 +697,83 @@ mod tests {
         assert!(answers.iter().all(Result::is_err), "none of the batch is acknowledged: {answers:?}");
         assert_eq!(activity::Entity::find().count(&db).await.unwrap(), 9, "none of the batch is stored");
         assert!(checked(&writer, false, false).await.is_ok(), "the writer goes on");
+    }
+
+    /// A change queueing an audit entry (id `id`, or a new one) for the commit.
+    async fn audited(writer: &Writer, id: Option<i64>) -> AppResult<()> {
+        writer
+            .run_checked(move |uow| {
+                Box::pin(async move {
+                    uow.insert_audit_at_commit(audit_entry::ActiveModel {
+                        id: id.map_or(sea_orm::NotSet, Set),
+                        actor: Set("t".into()),
+                        actor_kind: Set("SYSTEM".into()),
+                        action: Set("test.audit".into()),
+                        timestamp: Set(0),
+                        ..Default::default()
+                    });
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_writer_with_its_own_connection_chains_batches_survives_a_failed_commit_and_frees_the_lock_when_idle() {
+        let dir = std::env::temp_dir().join(format!("mc-chain-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("mc.db").display());
+        let db = connect(&url, 2).await.unwrap();
+        let writes = connect_writer(&url).await.unwrap();
+        assert!(writes.is_some(), "a file database gives the writer a connection of its own");
+        let writer = Writer::start_hooked(db.clone(), writes, EventBus::default(), Histogram::new([]), None);
+
+        // Waves of changes, some refused after writing (undone by their savepoint), commit in
+        // batches, one after the other on the kept connection.
+        let mut stored = 0;
+        for wave in 0..6 {
+            let answers =
+                futures_util::future::join_all((0..40).map(|i| change(&writer, format!("w{wave}-{i}"), i % 9 == 4)))
+                    .await;
+            stored += answers.iter().filter(|a| a.is_ok()).count() as u64;
+            assert_eq!(answers.iter().filter(|a| a.is_err()).count(), 4);
+            assert_eq!(activity::Entity::find().count(&db).await.unwrap(), stored, "wave {wave}");
+        }
+        assert!(writer.transactions() < 6 * 40, "{} transactions", writer.transactions());
+
+        // Rows that cannot be written (the same id twice) fail their batch's commit: nothing of
+        // it is stored or acknowledged, and the next batches commit as before.
+        audited(&writer, None).await.unwrap();
+        let answers = futures_util::future::join_all((0..20).map(|_| audited(&writer, Some(1)))).await;
+        assert!(answers.iter().all(Result::is_err), "{answers:?}");
+        assert_eq!(audit_entry::Entity::find().count(&db).await.unwrap(), 1);
+        let answers = futures_util::future::join_all((0..20).map(|_| audited(&writer, None))).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(audit_entry::Entity::find().count(&db).await.unwrap(), 21);
+        let answers =
+            futures_util::future::join_all((0..20).map(|i| change(&writer, format!("after-{i}"), false))).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        // Alone and refused, a change leaves nothing either.
+        assert!(change(&writer, "alone".into(), true).await.is_err());
+        assert!(change(&writer, "last".into(), false).await.is_ok());
+        assert_eq!(activity::Entity::find().count(&db).await.unwrap(), stored + 21);
+
+        // Idle, the writer holds no write lock: another process's connection (here one that
+        // waits at most a second for it) writes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let other = sea_orm::sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.join("mc.db"))
+            .busy_timeout(Duration::from_secs(1));
+        let mut other = sea_orm::sqlx::ConnectOptions::connect(&other).await.unwrap();
+        sea_orm::sqlx::query(
+            "INSERT INTO activities (kind, actor, action, timestamp) VALUES ('SYSTEM', 'cli', 'outside', 0)",
+        )
+        .execute(&mut other)
+        .await
+        .expect("the write lock is free");
+        assert!(change(&writer, "after the other".into(), false).await.is_ok());
+        assert_eq!(activity::Entity::find().count(&db).await.unwrap(), stored + 23);
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -18,6 +18,11 @@ impl BeforeCommit for Alerts {
     fn before_commit<'a>(&'a self, uow: &'a mut UnitOfWork) -> BoxFuture<'a, AppResult<()>> {
         Box::pin(self.on_commit(uow))
     }
+
+    /// Without enabled rules or webhooks, a change fires and delivers nothing.
+    fn has_work(&self) -> bool {
+        !self.active().is_empty()
+    }
 }
 
 /// A notification under its GraphQL field names (the `alert.fired` payload).

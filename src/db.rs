@@ -10,7 +10,8 @@
 //! that holds it committed, and publishes its own events. Writers never queue on SQLite's
 //! write lock (whose busy handler sleeps), and a batch writes its pages once. The rows nothing
 //! reads inside a write wait in the unit of work and are inserted for the whole batch at once
-//! ([`deferred`]).
+//! ([`deferred`]); on SQLite, batches that follow one another chain on one kept connection
+//! ([`Chain`]).
 
 mod deferred;
 
@@ -492,13 +493,14 @@ impl WriteLoop {
     async fn commit_and_answer(&self, mut outer: UnitOfWork, jobs: Vec<Box<dyn Job>>) -> Option<Chain> {
         let hooked = self.hook.as_ref().is_some_and(|hook| hook.has_work());
         let chained = self.chain;
-        if hooked || !chained {
-            if let Err(why) = self.before_commit(&mut outer).await {
-                tracing::error!(error = %why, "the work before commit failed; the batch is rolled back");
-                let _ = outer.txn.rollback().await;
-                fail_all(jobs, &why);
-                return None;
-            }
+        // Chained without the hook's work, the rows go with the `COMMIT` (below).
+        if (hooked || !chained)
+            && let Err(why) = self.before_commit(&mut outer).await
+        {
+            tracing::error!(error = %why, "the work before commit failed; the batch is rolled back");
+            let _ = outer.txn.rollback().await;
+            fail_all(jobs, &why);
+            return None;
         }
         if !chained {
             let UnitOfWork { txn, events, .. } = outer;

@@ -3,7 +3,7 @@
 //! Every statement is a round trip to SQLite's worker thread (two thread wake-ups), and under
 //! write load those wake-ups, not SQLite's work, were most of a change's cost. So the rows
 //! that nothing reads inside a write are kept here and written with one multi-row `INSERT`
-//! per table for the whole batch of changes:
+//! per table for the whole batch of changes (on SQLite all in one query, see [`Script`]):
 //!
 //! - activity rows and audit entries (append-only: no change reads, updates or deletes one);
 //! - a task made by `createTask`, with its tags and search text: its id is new, and no other
@@ -199,7 +199,9 @@ impl Script {
             for (statement, wanted) in self.statements {
                 match wanted {
                     Rows::Wanted => rows.extend(txn.query_all_raw(statement).await?),
-                    Rows::Ignored => drop(txn.execute_raw(statement).await?),
+                    Rows::Ignored => {
+                        txn.execute_raw(statement).await?;
+                    }
                 }
             }
             return Ok(rows);

@@ -366,7 +366,8 @@ impl Writer {
 /// The writer's task: what it needs to commit batches.
 struct WriteLoop {
     db: DatabaseConnection,
-    /// Whether a batch that finds more changes waiting chains into the next ([`Chain`]).
+    /// Whether each batch begins the next one's transaction on the connection it keeps
+    /// ([`Chain`]).
     chain: bool,
     bus: EventBus,
     commits: Arc<AtomicU64>,
@@ -378,28 +379,7 @@ impl WriteLoop {
     async fn run(self, mut queue: mpsc::Receiver<Box<dyn Job>>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut begun: Option<Chain> = None;
-        loop {
-            let waiting = match begun.take() {
-                Some(chained) if queue.is_empty() => {
-                    match tokio::time::timeout(CHAIN_IDLE, queue.recv_many(&mut batch, MAX_BATCH)).await {
-                        Ok(n) => {
-                            begun = Some(chained);
-                            n
-                        }
-                        Err(_) => {
-                            chained.end().await;
-                            queue.recv_many(&mut batch, MAX_BATCH).await
-                        }
-                    }
-                }
-                chained => {
-                    begun = chained;
-                    queue.recv_many(&mut batch, MAX_BATCH).await
-                }
-            };
-            if waiting == 0 {
-                break;
-            }
+        while next_batch(&mut queue, &mut batch, &mut begun).await > 0 {
             let now = std::time::Instant::now();
             for job in &batch {
                 self.wait.observe(now.saturating_duration_since(job.queued_at()).as_secs_f64());
@@ -491,12 +471,10 @@ impl WriteLoop {
     /// the answers, where taking the connection from its pool and giving it back cost three
     /// more (the pool pings a connection it is given back), each a thread wake-up.
     async fn commit_and_answer(&self, mut outer: UnitOfWork, jobs: Vec<Box<dyn Job>>) -> Option<Chain> {
-        let hooked = self.hook.as_ref().is_some_and(|hook| hook.has_work());
         let chained = self.chain;
         // Chained without the hook's work, the rows go with the `COMMIT` (below).
-        if (hooked || !chained)
-            && let Err(why) = self.before_commit(&mut outer).await
-        {
+        let rows_first = !chained || self.hook.as_ref().is_some_and(|hook| hook.has_work());
+        if rows_first && let Err(why) = self.before_commit(&mut outer).await {
             tracing::error!(error = %why, "the work before commit failed; the batch is rolled back");
             let _ = outer.txn.rollback().await;
             fail_all(jobs, &why);
@@ -584,6 +562,24 @@ impl Chain {
         let _ = txn.execute_unprepared("BEGIN").await;
         let _ = txn.rollback().await;
     }
+}
+
+/// Waits for the next changes into `batch` and says how many (0 once every [`Writer`] is gone).
+/// A chain `begun` that no change comes to within [`CHAIN_IDLE`] ends first.
+async fn next_batch(
+    queue: &mut mpsc::Receiver<Box<dyn Job>>,
+    batch: &mut Vec<Box<dyn Job>>,
+    begun: &mut Option<Chain>,
+) -> usize {
+    if begun.is_some() && queue.is_empty() {
+        if let Ok(waiting) = tokio::time::timeout(CHAIN_IDLE, queue.recv_many(batch, MAX_BATCH)).await {
+            return waiting;
+        }
+        if let Some(chained) = begun.take() {
+            chained.end().await;
+        }
+    }
+    queue.recv_many(batch, MAX_BATCH).await
 }
 
 /// Answers every change of a batch that did not commit.
